@@ -1,0 +1,1 @@
+"""Feast feature repo: entities, sources and feature views, built in code from the event tables."""

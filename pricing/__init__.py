@@ -1,0 +1,1 @@
+"""Demand models and the inventory-aware price optimiser."""

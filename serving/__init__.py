@@ -1,0 +1,1 @@
+"""BentoML service: /recommend and health endpoints over the registered models and the online store."""

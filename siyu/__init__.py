@@ -1,0 +1,1 @@
+"""siyu core: configuration and the data layer (event contract, generator, importers, identity)."""

@@ -1,0 +1,96 @@
+"""One settings object that every part of siyu reads, so no module hides its own constants.
+
+Values come from (highest first) explicit arguments, `SIYU_*` environment variables, a `.env`
+file, then the defaults below. Nothing here touches the disk at import time.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set as `SIYU_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SIYU_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="(path) where events, items, prices, features and the Feast registry live")
+    online_store: str = Field(
+        "sqlite", description="(str) Feast online store: `sqlite` (embedded file under data_dir) or a `redis://host:port[/db]` URL"
+    )
+    feast_project: str = Field("siyu", description="(str) Feast project name; also namespaces keys in a shared Redis")
+    mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", description="(str) MLflow backend store URI")
+    mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"), description="(path) where MLflow writes run artifacts")
+    conversion_model_name: str = Field("siyu-conversion", description="(str) registered model name of the conversion ranker")
+    seed: int = Field(42, description="(int) default random seed for generation and training")
+    api_key: str = Field("dev-pricing-key", description="(str) key the pricing endpoint requires in `X-API-Key`")
+    host: str = Field("127.0.0.1", description="(str) address `siyu serve` binds")
+    port: int = Field(3000, ge=1, le=65535, description="(int) port `siyu serve` binds")
+    item_refresh_seconds: float = Field(60.0, gt=0, description="(float) how often serving reloads the in-process item table")
+
+    @field_validator("online_store")
+    @classmethod
+    def _known_online_store(cls, value: str) -> str:
+        if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(f"online_store must be 'sqlite' or a redis:// URL, got {value!r}")
+        return value
+
+    @cached_property
+    def redis_connection_string(self) -> str:
+        """The online-store URL in Feast's `host:port,db=N` form (Feast does not take URLs)."""
+        url = urlparse(self.online_store)
+        db = (url.path or "/0").lstrip("/") or "0"
+        parts = [f"{url.hostname or '127.0.0.1'}:{url.port or 6379}", f"db={db}"]
+        if url.password:
+            parts.append(f"password={url.password}")
+        if url.scheme == "rediss":
+            parts.append("ssl=true")
+        return ",".join(parts)
+
+    # Layout of data_dir: one place names every file, so readers and writers agree.
+    @property
+    def events_dir(self) -> Path:
+        return self.data_dir / "events"
+
+    @property
+    def items_path(self) -> Path:
+        return self.data_dir / "items.parquet"
+
+    @property
+    def prices_path(self) -> Path:
+        return self.data_dir / "prices.parquet"
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.data_dir / "inventory.parquet"
+
+    @property
+    def identity_links_path(self) -> Path:
+        return self.data_dir / "identity_links.parquet"
+
+    @property
+    def identity_map_path(self) -> Path:
+        return self.data_dir / "identity_map.parquet"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Ground truth of the synthetic world: read by evaluation only, never by features or models."""
+        return self.data_dir / "truth"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Fresh settings (env is re-read each call so tests and the CLI can override per run)."""
+    return Settings(**overrides)

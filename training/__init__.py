@@ -1,0 +1,1 @@
+"""Model training, tuning, evaluation, promotion and the `siyu` CLI."""
