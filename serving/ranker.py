@@ -1,0 +1,127 @@
+"""Ranking logic of /recommend, kept free of BentoML so it can be loaded and tested on its own.
+
+Per request: one online-store read for the user's row; candidate items' features come from an
+in-process item table (refreshed in the background), because an online read grows with the
+number of entity rows. Candidates are in-stock items; LightGBM scores them at the current price.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.build import USER_FEATURES
+from features.repo import ITEM_VIEW, USER_VIEW, feature_store, source_paths
+from siyu.settings import Settings
+from training.dataset import MODEL_FEATURES, add_context_features
+from training.tracking import CHAMPION, alias_version, use_registry
+
+MAX_CANDIDATES = 500  # most popular in-stock items scored per request
+USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES]
+
+
+class ModelNotFoundError(RuntimeError):
+    """No @champion conversion model is registered yet: train one first."""
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    score: float
+    reason: str
+
+
+@dataclass
+class RecommendResult:
+    items: list[Recommendation]
+    fallback: str | None = None
+    degraded: bool = False
+    model_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def latest_item_table(settings: Settings) -> pd.DataFrame:
+    """Newest snapshot per item, with its category, ordered by popularity (units then views, last 30 days)."""
+    snapshots = pd.read_parquet(source_paths(settings)[ITEM_VIEW])
+    latest = snapshots.sort_values("event_timestamp").groupby("item_id", as_index=False).last()
+    meta = pd.read_parquet(settings.features_dir / "item_meta.parquet")
+    table = latest.merge(meta, on="item_id", how="left")
+    table["in_stock"] = table["stock"].isna() | (table["stock"] > 0)
+    return table.sort_values(["units_30d", "item_views_30d"], ascending=False, ignore_index=True)
+
+
+class Ranker:
+    """Holds the champion model, the Feast store and the item table for the lifetime of the service."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        version = alias_version(settings, settings.conversion_model_name, CHAMPION)
+        if version is None:
+            raise ModelNotFoundError(
+                f"no @{CHAMPION} version of '{settings.conversion_model_name}' in {settings.mlflow_tracking_uri}:"
+                " run `siyu train conversion` (or `make serve`, which bootstraps one)"
+            )
+        self.model_version = version
+        use_registry(settings)
+        self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}@{CHAMPION}")
+        self.store: FeatureStore = feature_store(settings)
+        self.items = latest_item_table(settings)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        threading.Thread(target=self._refresh_items, name="item-table-refresh", daemon=True).start()
+
+    def _refresh_items(self) -> None:
+        while not self._stop.wait(self.settings.item_refresh_seconds):
+            try:
+                table = latest_item_table(self.settings)
+            except (OSError, ValueError):
+                continue  # keep serving the table we have; the next tick tries again
+            with self._lock:
+                self.items = table
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def user_row(self, user_id: str) -> dict[str, float | None]:
+        response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])
+        row = response.to_dict()
+        return {f: row[f][0] for f in USER_FEATURES}
+
+    def popular(self, k: int) -> list[Recommendation]:
+        table = self.items[self.items["in_stock"]].head(k)
+        return [Recommendation(i, float(u), "popular in the last 30 days") for i, u in zip(table["item_id"], table["units_30d"])]
+
+    def recommend(self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None) -> RecommendResult:
+        try:
+            user = self.user_row(user_id)
+        except Exception as exc:  # noqa: BLE001 - any online-store failure degrades, never a 5xx
+            return RecommendResult(self.popular(k), fallback="popular", degraded=True, notes=[f"online store unavailable: {type(exc).__name__}"])
+        if all(value is None for value in user.values()):
+            return RecommendResult(self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"])
+        with self._lock:
+            items = self.items
+        candidates = items[items["in_stock"]].head(MAX_CANDIDATES).copy()
+        if candidates.empty:
+            return RecommendResult([], fallback="popular", model_version=self.model_version, notes=["nothing in stock"])
+        for name, value in user.items():
+            candidates[name] = np.nan if value is None else value
+        candidates["price_shown"] = candidates["price"]
+        candidates["channel"] = channel
+        candidates["event_timestamp"] = pd.Timestamp(now or datetime.now(timezone.utc))
+        frame = add_context_features(candidates)
+        scores = self.booster.predict(frame[list(MODEL_FEATURES)].astype(np.float64))
+        top = np.argsort(-scores, kind="stable")[:k]
+        picked = [
+            Recommendation(str(frame["item_id"].iat[i]), float(scores[i]), "predicted purchase probability at today's price")
+            for i in top
+        ]
+        return RecommendResult(picked, model_version=self.model_version)
+
+

@@ -1,0 +1,222 @@
+"""`siyu data generate`: write a synthetic private-domain world and its ground truth.
+
+What the brand's systems would see goes to the data directory (events, items, prices,
+inventory, identity links); what only evaluation may read goes to `truth/` (true purchase
+probability of every impression, user and item parameters, which identifiers are one person).
+Events are written one day at a time, so memory stays bounded by a day's traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.progress import Progress
+
+from siyu.data import schema
+from siyu.data.simulate import Simulator
+from siyu.data.store import to_table, write_table_atomic
+from siyu.data.world import (
+    WorldConfig,
+    identity_links,
+    identity_truth,
+    make_items,
+    make_price_book,
+    make_users,
+)
+from siyu.settings import Settings
+
+GENERATED_EVENTS_FILE = "generated.parquet"
+IMPRESSION_TRUTH_SCHEMA = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("event_time", schema.TIMESTAMP),
+        ("channel", pa.string()),
+        ("price", pa.float64()),
+        ("on_promotion", pa.bool_()),
+        ("true_purchase_prob", pa.float64()),
+        ("in_stock", pa.bool_()),
+        ("purchased", pa.bool_()),
+        ("quantity", pa.int32()),
+    ]
+)
+
+
+class WorldExistsError(RuntimeError):
+    """Raised instead of silently replacing events that are already in the data directory."""
+
+
+@dataclass
+class GenerateReport:
+    users: int
+    items: int
+    days: int
+    seed: int
+    events: int
+    impressions: int
+    purchases: int
+    seconds: float
+    events_per_second: float
+    peak_rss_mb: float
+
+    def summary(self) -> str:
+        return (
+            f"{self.events:,} events ({self.purchases:,} purchases) from {self.users:,} users x {self.items:,} items"
+            f" x {self.days} days in {self.seconds:.1f}s ({self.events_per_second:,.0f} events/s,"
+            f" peak RSS {self.peak_rss_mb:,.0f} MB)"
+        )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generate_world(cfg: WorldConfig, settings: Settings, overwrite: bool = False, progress: bool = True) -> GenerateReport:
+    """Simulate `cfg` into `settings.data_dir`; refuses to replace existing events unless `overwrite`."""
+    data_dir = settings.data_dir
+    existing = list(settings.events_dir.glob("*.parquet")) if settings.events_dir.exists() else []
+    if existing and not overwrite:
+        raise WorldExistsError(
+            f"{settings.events_dir} already holds {len(existing)} event file(s); pass --overwrite to replace them"
+        )
+    started = time.perf_counter()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staging = data_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    try:
+        counts = _simulate_into(cfg, staging, progress)
+        _swap_in(staging, settings)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    return GenerateReport(
+        users=cfg.users,
+        items=cfg.items,
+        days=cfg.days,
+        seed=cfg.seed,
+        events=counts["events"],
+        impressions=counts["impressions"],
+        purchases=counts["purchases"],
+        seconds=seconds,
+        events_per_second=counts["events"] / max(seconds, 1e-9),
+        peak_rss_mb=_peak_rss_mb(),
+    )
+
+
+def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int]:
+    rng = np.random.default_rng(cfg.seed)
+    centroids = rng.normal(0, 1, (cfg.categories, cfg.taste_dim)) / np.sqrt(cfg.taste_dim)
+    users = make_users(cfg, rng, centroids)
+    items = make_items(cfg, rng, centroids)
+    price, promo = make_price_book(cfg, rng, items)
+    sim = Simulator(cfg, rng, users, items, price, promo)
+
+    (out / "events").mkdir(parents=True)
+    (out / "truth").mkdir()
+    counts = {"events": 0, "impressions": 0, "purchases": 0}
+    stock_by_day = np.zeros((cfg.items, cfg.days), dtype=np.int64)
+    with (
+        pq.ParquetWriter(out / "events" / GENERATED_EVENTS_FILE, schema.EVENT_SCHEMA, compression="zstd") as events_w,
+        pq.ParquetWriter(out / "truth" / "impressions.parquet", IMPRESSION_TRUTH_SCHEMA, compression="zstd") as truth_w,
+        Progress(disable=not progress, transient=True) as bar,
+    ):
+        task = bar.add_task(f"simulating {cfg.days} days", total=cfg.days)
+        for day in range(cfg.days):
+            out_day = sim.run_day(day)
+            events_w.write_table(to_table(out_day.events, schema.EVENT_SCHEMA))
+            truth_w.write_table(to_table(out_day.impressions, IMPRESSION_TRUTH_SCHEMA))
+            stock_by_day[:, day] = out_day.stock_at_open
+            counts["events"] += len(out_day.events)
+            counts["impressions"] += len(out_day.impressions)
+            counts["purchases"] += int(out_day.impressions["purchased"].sum())
+            bar.advance(task)
+
+    dates = pd.date_range(cfg.start, periods=cfg.days, freq="D").date
+    item_ids = np.repeat(items.ids, cfg.days)
+    day_dates = np.tile(dates, cfg.items)
+    tables = {
+        "items.parquet": to_table(
+            pd.DataFrame(
+                {
+                    "item_id": items.ids,
+                    "category_id": [f"c{k:02d}" for k in items.category],
+                    "brand_id": [f"b{k:03d}" for k in items.brand],
+                    "title": [f"item {i} of category {k}" for i, k in zip(items.ids, items.category)],
+                    "list_price": items.list_price,
+                    "cost": items.cost,
+                }
+            ),
+            schema.ITEM_SCHEMA,
+        ),
+        "prices.parquet": to_table(
+            pd.DataFrame({"item_id": item_ids, "date": day_dates, "price": price.ravel(), "on_promotion": promo.ravel()}),
+            schema.PRICE_SCHEMA,
+        ),
+        "inventory.parquet": to_table(
+            pd.DataFrame({"item_id": item_ids, "date": day_dates, "stock": stock_by_day.ravel()}),
+            schema.INVENTORY_SCHEMA,
+        ),
+        "identity_links.parquet": to_table(identity_links(users, cfg.start), schema.IDENTITY_LINK_SCHEMA),
+    }
+    for name, table in tables.items():
+        pq.write_table(table, out / name)
+    _write_truth(cfg, out / "truth", users, items)
+    return counts
+
+
+def _write_truth(cfg: WorldConfig, truth: Path, users, items) -> None:  # noqa: ANN001 - world dataclasses
+    identity_truth(users).to_parquet(truth / "identity.parquet", index=False)
+    pd.DataFrame(
+        {
+            "user_id": users.ids,
+            "price_sensitivity": users.beta,
+            "visit_rate": users.visit_rate,
+            "signup_day": users.signup_day,
+            "dormant_day": users.dormant_day,
+            "churn_day": users.churn_day,
+            "p_store": users.p_store,
+            **{f"taste_{j}": users.taste[:, j] for j in range(cfg.taste_dim)},
+        }
+    ).to_parquet(truth / "users.parquet", index=False)
+    pd.DataFrame(
+        {
+            "item_id": items.ids,
+            "appeal": items.appeal,
+            "level_logit": items.level_logit,
+            "list_price": items.list_price,
+            "target_stock": items.target_stock,
+            "replenish_every": items.replenish_every,
+            **{f"vec_{j}": items.vec[:, j] for j in range(cfg.taste_dim)},
+        }
+    ).to_parquet(truth / "items.parquet", index=False)
+    config = {k: str(v) for k, v in asdict(cfg).items()}
+    (truth / "world.json").write_text(json.dumps(config, indent=2))
+
+
+def _swap_in(staging: Path, settings: Settings) -> None:
+    """Replace the world's files only once the whole new world is written."""
+    targets = {
+        "events": settings.events_dir,
+        "truth": settings.truth_dir,
+        "items.parquet": settings.items_path,
+        "prices.parquet": settings.prices_path,
+        "inventory.parquet": settings.inventory_path,
+        "identity_links.parquet": settings.identity_links_path,
+    }
+    for name, target in targets.items():
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        (staging / name).rename(target)
+    settings.identity_map_path.unlink(missing_ok=True)  # derived from the links just replaced

@@ -1,0 +1,51 @@
+"""Atomic Parquet writes for the data directory.
+
+A crash or a rejected import must never leave a half-written table behind, so every write
+goes to a temporary file in the same directory and is renamed into place (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Cast a frame to a contract schema; raises if a column is missing or has the wrong type."""
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"missing columns {missing} (expected {schema.names})")
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` so readers see either the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    """Read a contract table, or an empty frame with the right columns when it does not exist yet."""
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            return schema.empty_table().to_pandas()
+        return pq.ParquetDataset(files, schema=schema).read().to_pandas()
+    if not path.exists():
+        return schema.empty_table().to_pandas()
+    return pq.read_table(path, schema=schema).to_pandas()
+
+
+def new_part_path(directory: Path, prefix: str) -> Path:
+    """A unique file name for one more part of a partitioned table (events arrive in batches)."""
+    return directory / f"{prefix}-{uuid.uuid4().hex[:12]}.parquet"

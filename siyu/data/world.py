@@ -1,0 +1,203 @@
+"""The synthetic world's fixed parts: users, items, stores, the price book and identities.
+
+Everything that a real brand would *not* observe (tastes, price sensitivity, lifecycle dates,
+which identifiers belong to one person) lives in `WorldTruth`; what the brand's systems see is
+written by the generator from the simulation. All draws come from one seeded generator, so a
+world is a pure function of its `WorldConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+# Utility model: P(purchase | impression) = sigmoid(BASE_LOGIT + appeal + TASTE_WEIGHT * taste·item
+#   - beta_user * PRICE_WEIGHT * log(price / list_price) - LEVEL_WEIGHT * log(list / category base)
+#   + PROMO_BOOST * on_promotion + STORE_BOOST * in_store)
+BASE_LOGIT = -3.2
+TASTE_WEIGHT = 1.6
+PRICE_WEIGHT = 2.0
+LEVEL_WEIGHT = 0.6
+PROMO_BOOST = 0.3
+STORE_BOOST = 1.2
+CATEGORY_TEMPERATURE = 2.0  # how strongly taste steers which categories a user browses
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Size and seed of a world; the defaults make a world that generates in seconds."""
+
+    users: int = 1000
+    items: int = 200
+    days: int = 30
+    seed: int = 42
+    start: date = date(2026, 1, 1)
+    stores: int = 5
+    taste_dim: int = 8
+
+    @property
+    def categories(self) -> int:
+        return max(4, min(60, self.items // 40))
+
+
+@dataclass
+class Users:
+    ids: np.ndarray  # user_id strings
+    taste: np.ndarray  # (n, d)
+    beta: np.ndarray  # price sensitivity multiplier
+    visit_rate: np.ndarray  # sessions per day while active
+    signup_day: np.ndarray  # may be negative: existing members
+    dormant_day: np.ndarray
+    churn_day: np.ndarray
+    p_store: np.ndarray  # share of sessions in a physical store (0 for non-members)
+    p_app: np.ndarray  # share of online sessions in the app (vs the mini-program)
+    home_store: np.ndarray
+    openid: np.ndarray  # object arrays, None where the user has no such identifier
+    device_id: np.ndarray
+    member_id: np.ndarray
+    phone_hash: np.ndarray
+    category_cdf: np.ndarray = field(repr=False)  # (n, categories) browse preference
+
+
+@dataclass
+class Items:
+    ids: np.ndarray
+    category: np.ndarray  # int index
+    brand: np.ndarray
+    vec: np.ndarray  # (m, d)
+    appeal: np.ndarray
+    list_price: np.ndarray
+    cost: np.ndarray
+    level_logit: np.ndarray  # -LEVEL_WEIGHT * log(list / category base), fixed per item
+    replenish_every: np.ndarray  # days
+    target_stock: np.ndarray
+    within_category_cdf: list[np.ndarray] = field(repr=False)
+    members_of_category: list[np.ndarray] = field(repr=False)
+
+
+def _hex_ids(rng: np.random.Generator, n: int, prefix: str, width: int = 12) -> np.ndarray:
+    digits = rng.integers(0, 16**6, size=(n, 2))
+    return np.array([f"{prefix}{a:06x}{b:06x}"[: len(prefix) + width] for a, b in digits], dtype=object)
+
+
+def _softmax_cdf(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(z / z.sum(axis=-1, keepdims=True), axis=-1)
+    cdf[..., -1] = 1.0
+    return cdf
+
+
+def make_users(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray) -> Users:
+    n, d = cfg.users, cfg.taste_dim
+    taste = rng.normal(0, 1, (n, d)) / np.sqrt(d)
+    signup = np.where(rng.random(n) < 0.5, -rng.integers(1, 365, n), rng.integers(0, max(cfg.days, 1), n))
+    dormant = signup + np.ceil(rng.exponential(90, n)).astype(int) + 7
+    churn = dormant + np.ceil(rng.exponential(45, n)).astype(int)
+    is_member = rng.random(n) < 0.7
+    # Non-members use one online channel only: nothing would tie two of their identifiers together.
+    uses_app = rng.random(n) < 0.45
+    uses_mini = ~uses_app | (is_member & (rng.random(n) < 0.8))
+    has_phone = is_member & (uses_app | (rng.random(n) < 0.6))
+    has_phone |= uses_app  # the app logs in with a phone number
+    p_store = np.where(is_member, rng.beta(2, 4, n), 0.0)
+    p_app = np.where(uses_app & uses_mini, rng.beta(2, 2, n), np.where(uses_app, 1.0, 0.0))
+    width = len(str(n))
+    return Users(
+        ids=np.array([f"u{i:0{width}d}" for i in range(n)], dtype=object),
+        taste=taste,
+        beta=rng.lognormal(0.0, 0.45, n),
+        visit_rate=rng.lognormal(np.log(0.18), 0.6, n),
+        signup_day=signup,
+        dormant_day=dormant,
+        churn_day=churn,
+        p_store=p_store,
+        p_app=p_app,
+        home_store=rng.integers(0, cfg.stores, n),
+        openid=np.where(uses_mini, _hex_ids(rng, n, "o"), None),
+        device_id=np.where(uses_app, _hex_ids(rng, n, "d"), None),
+        member_id=np.where(is_member, np.array([f"M{x:09d}" for x in rng.permutation(n) + 10**8], dtype=object), None),
+        phone_hash=np.where(has_phone, _hex_ids(rng, n, "p", 16), None),
+        category_cdf=_softmax_cdf(CATEGORY_TEMPERATURE * taste @ centroids.T),
+    )
+
+
+def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray) -> Items:
+    m, d, c = cfg.items, cfg.taste_dim, cfg.categories
+    category = rng.integers(0, c, m)
+    category[:c] = np.arange(min(c, m))  # every category has at least one item
+    vec = (centroids[category] + 0.6 * rng.normal(0, 1, (m, d)) / np.sqrt(d))
+    category_base = rng.lognormal(np.log(60), 0.7, c)
+    list_price = np.maximum(1.0, np.round(category_base[category] * rng.lognormal(0, 0.35, m)) - 0.1)
+    appeal = rng.normal(0, 0.5, m)
+    popularity = np.exp(1.2 * appeal + rng.normal(0, 0.5, m))
+    members = [np.flatnonzero(category == k) for k in range(c)]
+    cdfs = []
+    for idx in members:
+        w = popularity[idx]
+        cdf = np.cumsum(w / w.sum())
+        cdf[-1] = 1.0
+        cdfs.append(cdf)
+    return Items(
+        ids=np.array([f"i{i:0{len(str(m))}d}" for i in range(m)], dtype=object),
+        category=category,
+        brand=category * 10 + rng.integers(0, 4, m),
+        vec=vec,
+        appeal=appeal,
+        list_price=list_price,
+        cost=np.round(list_price * rng.uniform(0.35, 0.65, m), 2),
+        level_logit=-LEVEL_WEIGHT * np.log(list_price / category_base[category]),
+        replenish_every=rng.choice([7, 14], m),
+        target_stock=np.zeros(m, dtype=np.int64),  # sized from expected demand by the simulator
+        within_category_cdf=cdfs,
+        members_of_category=members,
+    )
+
+
+def make_price_book(cfg: WorldConfig, rng: np.random.Generator, items: Items) -> tuple[np.ndarray, np.ndarray]:
+    """Daily price and promotion flag per item: occasional permanent changes plus 3-day promotions."""
+    m, days = cfg.items, cfg.days
+    change = rng.random((m, days)) < 0.015
+    level = np.where(change, rng.uniform(0.85, 1.1, (m, days)), np.nan)
+    level[:, 0] = np.where(np.isnan(level[:, 0]), 1.0, level[:, 0])
+    level = pd.DataFrame(level).ffill(axis=1).to_numpy()
+    promo_start = rng.random((m, days)) < 1 / 30
+    promo = np.zeros((m, days), dtype=bool)
+    depth = np.zeros((m, days))
+    draw = rng.uniform(0.1, 0.3, (m, days))
+    for lag in range(3):
+        shifted = np.zeros_like(promo)
+        shifted[:, lag:] = promo_start[:, : days - lag]
+        depth = np.where(shifted & ~promo, np.roll(draw, lag, axis=1), depth)
+        promo |= shifted
+    price = np.round(items.list_price[:, None] * level * (1 - depth), 1)
+    return np.maximum(price, 0.5), promo
+
+
+def identity_truth(users: Users) -> pd.DataFrame:
+    """Every identifier of every user, with the person it belongs to (evaluation only)."""
+    frames = []
+    for key_type in ("openid", "device_id", "member_id", "phone_hash"):
+        keys = getattr(users, key_type)
+        has = keys != None  # noqa: E711 - elementwise on an object array
+        frames.append(pd.DataFrame({"user_key_type": key_type, "user_key": keys[has], "true_user_id": users.ids[has]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def identity_links(users: Users, start: date) -> pd.DataFrame:
+    """Links the brand records when a person binds identifiers (mini-program login, app login, till)."""
+    base = pd.Timestamp(start, tz="UTC")
+    when = base + pd.to_timedelta(np.maximum(users.signup_day, 0), unit="D")
+    pairs = (("openid", "member_id"), ("device_id", "phone_hash"), ("member_id", "phone_hash"))
+    frames = []
+    for a, b in pairs:
+        ka, kb = getattr(users, a), getattr(users, b)
+        both = (ka != None) & (kb != None)  # noqa: E711
+        frames.append(
+            pd.DataFrame(
+                {"key_type_a": a, "key_a": ka[both], "key_type_b": b, "key_b": kb[both], "link_time": when[both]}
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,144 @@
+"""The conversion model: P(purchase | user, item, shown price, context) with LightGBM.
+
+Trained on the earlier part of a point-in-time training set and scored on the later part
+(time-based holdout). Price features carry monotone constraints so a higher price never
+raises predicted conversion. Every run is logged to MLflow and registered; the first version
+becomes @champion, later ones @challenger until `siyu promote` decides.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from features.repo import feature_store, source_paths
+from siyu.metrics import auc, expected_calibration_error, logloss
+from siyu.settings import Settings
+from training.dataset import MODEL_FEATURES, PRICE_FEATURES, TrainingSet, build_training_set
+from training.tracking import CHALLENGER, CHAMPION, alias_version, client, data_version, use_tracking
+
+EXPERIMENT = "conversion"
+DEFAULT_PARAMS: dict[str, float | int | str] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbosity": -1,
+}
+NUM_BOOST_ROUND = 400
+EARLY_STOPPING = 30
+
+
+@dataclass
+class ConversionResult:
+    run_id: str
+    version: str
+    aliases: list[str]
+    metrics: dict[str, float]
+
+    def summary(self) -> str:
+        m = self.metrics
+        line = f"holdout AUC {m['auc']:.4f}, logloss {m['logloss']:.4f}, ECE {m['ece']:.4f}"
+        if "oracle_auc" in m:
+            line += f" (oracle AUC {m['oracle_auc']:.4f}, logloss {m['oracle_logloss']:.4f})"
+        return f"{line}; version {self.version} {self.aliases} run {self.run_id}"
+
+
+def monotone_constraints(features: tuple[str, ...]) -> list[int]:
+    return [-1 if f in PRICE_FEATURES else 0 for f in features]
+
+
+def fit(train: pd.DataFrame, params: dict | None = None, seed: int = 0) -> lgb.Booster:
+    """Fit on `train`, holding out its last 10% in time for early stopping (never the evaluation rows)."""
+    split = int(len(train) * 0.9)
+    fit_rows, stop_rows = train.iloc[:split], train.iloc[split:]
+    full = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "monotone_constraints": monotone_constraints(MODEL_FEATURES)}
+    fit_set = lgb.Dataset(fit_rows[list(MODEL_FEATURES)], fit_rows["label"], free_raw_data=False)
+    stop_set = lgb.Dataset(stop_rows[list(MODEL_FEATURES)], stop_rows["label"], reference=fit_set)
+    return lgb.train(
+        full,
+        fit_set,
+        num_boost_round=NUM_BOOST_ROUND,
+        valid_sets=[stop_set],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+    )
+
+
+def evaluate(booster: lgb.Booster, holdout: pd.DataFrame, truth: pd.DataFrame | None) -> dict[str, float]:
+    """Holdout metrics, plus the same metrics of the true probabilities when the world's truth is known."""
+    probs = booster.predict(holdout[list(MODEL_FEATURES)])
+    labels = holdout["label"].to_numpy()
+    metrics = {
+        "auc": auc(labels, probs),
+        "logloss": logloss(labels, probs),
+        "ece": expected_calibration_error(labels, probs),
+        "holdout_rows": float(len(holdout)),
+        "holdout_positive_rate": float(labels.mean()),
+    }
+    if truth is not None and not truth.empty:
+        oracle = holdout[["session_id", "item_id", "label"]].merge(truth, on=["session_id", "item_id"], how="inner")
+        if len(oracle) == len(holdout):
+            p = (oracle["true_purchase_prob"] * oracle["in_stock"]).to_numpy()
+            metrics["oracle_auc"] = auc(oracle["label"].to_numpy(), p)
+            metrics["oracle_logloss"] = logloss(oracle["label"].to_numpy(), p)
+    return metrics
+
+
+def load_truth(settings: Settings) -> pd.DataFrame | None:
+    path = settings.truth_dir / "impressions.parquet"
+    if not path.exists():
+        return None
+    return pd.read_parquet(path, columns=["session_id", "item_id", "true_purchase_prob", "in_stock"])
+
+
+def train_and_register(
+    settings: Settings, params: dict | None = None, max_rows: int | None = 400_000, console: Console | None = None
+) -> ConversionResult:
+    console = console or Console(stderr=True)
+    store = feature_store(settings)
+    with console.status("building the point-in-time training set"):
+        data: TrainingSet = build_training_set(settings, store, max_rows=max_rows, seed=settings.seed)
+    train, holdout = data.train, data.holdout
+    if train["label"].nunique() < 2 or holdout.empty:
+        raise ValueError(f"training set too small to learn from: {len(train)} train rows, {len(holdout)} holdout rows")
+    use_tracking(settings, EXPERIMENT)
+    started = time.perf_counter()
+    with console.status(f"training LightGBM on {len(train):,} rows"):
+        booster = fit(train, params, seed=settings.seed)
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate(booster, holdout, load_truth(settings)) | {
+        "train_seconds": train_seconds,
+        "train_rows": float(len(train)),
+        "best_iteration": float(booster.best_iteration),
+    }
+    inputs = [*settings.events_dir.glob("*.parquet"), *source_paths(settings).values()]
+    with mlflow.start_run(run_name="conversion-lightgbm") as run:
+        mlflow.log_params({**DEFAULT_PARAMS, **(params or {}), "features": ",".join(MODEL_FEATURES)})
+        mlflow.log_params({"cutoff": str(data.cutoff), "data_version": data_version(inputs), "seed": settings.seed})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            registered_model_name=settings.conversion_model_name,
+            pip_requirements=[f"lightgbm=={lgb.__version__}"],
+        )
+    version = str(info.registered_model_version)
+    aliases = [CHALLENGER]
+    registry = client(settings)
+    registry.set_registered_model_alias(settings.conversion_model_name, CHALLENGER, version)
+    if alias_version(settings, settings.conversion_model_name, CHAMPION) is None:
+        registry.set_registered_model_alias(settings.conversion_model_name, CHAMPION, version)
+        aliases.append(CHAMPION)
+    return ConversionResult(run_id=run.info.run_id, version=version, aliases=aliases, metrics=metrics)
+
+

@@ -1,0 +1,97 @@
+"""Labelled impressions for the conversion model, joined point-in-time through Feast.
+
+An impression is an online `view`; its label is whether the same session bought the same item
+after the view. Features come from `get_historical_features`, which only ever returns the
+snapshot stamped at or before the view (snapshots use events strictly before their stamp),
+so no row can see its own label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.build import ITEM_FEATURES, USER_FEATURES
+from features.repo import ITEM_VIEW, USER_VIEW
+from siyu.data import schema
+from siyu.data.identity import attach_user_ids
+from siyu.data.store import read_table
+from siyu.settings import Settings
+
+# Item features the ranker does not take from Feast: the price it scores is the one being shown
+# (a request-time input), so a stale snapshot price must not compete with it.
+ITEM_MODEL_FEATURES = tuple(f for f in ITEM_FEATURES if f not in ("price", "discount_depth"))
+CONTEXT_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg", "hour", "is_app")
+MODEL_FEATURES = (*USER_FEATURES, *ITEM_MODEL_FEATURES, *CONTEXT_FEATURES)
+# Conversion must never rise with price, other things equal: every feature that grows with the
+# shown price is constrained to a non-increasing effect.
+PRICE_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg")
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame  # user_id, item_id, session_id, event_timestamp, label, MODEL_FEATURES
+    cutoff: pd.Timestamp  # rows at or after it are the time-based holdout
+
+    @property
+    def train(self) -> pd.DataFrame:
+        return self.frame[self.frame["event_timestamp"] < self.cutoff]
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        return self.frame[self.frame["event_timestamp"] >= self.cutoff]
+
+
+def labelled_impressions(events: pd.DataFrame) -> pd.DataFrame:
+    """Online views labelled with 'bought in the same session afterwards'."""
+    views = events[(events["event_type"] == "view") & events["item_id"].notna()]
+    views = views.drop_duplicates(["session_id", "item_id"])
+    purchases = events.loc[events["event_type"] == "purchase", ["session_id", "item_id", "event_time"]]
+    first_purchase = purchases.groupby(["session_id", "item_id"], as_index=False)["event_time"].min()
+    joined = views.merge(first_purchase, on=["session_id", "item_id"], how="left", suffixes=("", "_purchase"))
+    label = (joined["event_time_purchase"] > joined["event_time"]).astype(np.int8)
+    return pd.DataFrame(
+        {
+            "user_id": joined["user_id"],
+            "item_id": joined["item_id"],
+            "session_id": joined["session_id"],
+            "event_timestamp": joined["event_time"],
+            "channel": joined["channel"],
+            "price_shown": joined["unit_price"],
+            "label": label,
+        }
+    )
+
+
+def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Request-time features: the shown price relative to list and to what this user usually pays."""
+    frame = frame.copy()
+    frame["price_vs_list"] = frame["price_shown"] / frame["list_price"]
+    frame["price_vs_user_avg"] = frame["price_shown"] / frame["avg_paid_price_90d"]
+    frame["hour"] = frame["event_timestamp"].dt.hour.astype(np.float32)
+    frame["is_app"] = (frame["channel"] == "app").astype(np.float32)
+    return frame
+
+
+def feature_refs() -> list[str]:
+    return [f"{USER_VIEW}:{f}" for f in USER_FEATURES] + [f"{ITEM_VIEW}:{f}" for f in ITEM_MODEL_FEATURES]
+
+
+def build_training_set(
+    settings: Settings, store: FeatureStore, max_rows: int | None = 400_000, holdout_fraction: float = 0.2, seed: int = 0
+) -> TrainingSet:
+    events = attach_user_ids(
+        read_table(settings.events_dir, schema.EVENT_SCHEMA), read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    )
+    impressions = labelled_impressions(events)
+    if impressions.empty:
+        raise ValueError("no online views to learn from: the event log has no `view` events with an item")
+    if max_rows is not None and len(impressions) > max_rows:
+        impressions = impressions.sample(max_rows, random_state=seed)
+    joined = store.get_historical_features(entity_df=impressions, features=feature_refs()).to_df()
+    frame = add_context_features(joined).sort_values("event_timestamp", ignore_index=True)
+    cutoff = frame["event_timestamp"].quantile(1 - holdout_fraction)
+    return TrainingSet(frame=frame, cutoff=cutoff)

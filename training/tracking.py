@@ -1,0 +1,63 @@
+"""MLflow wiring: where runs go, which experiment, and the registry aliases serving reads."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from siyu.settings import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def _ensure_sqlite_dir(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def use_registry(settings: Settings) -> None:
+    """Point MLflow's process-wide tracking and registry URIs at our backend (model loading reads them)."""
+    _ensure_sqlite_dir(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+
+
+def use_tracking(settings: Settings, experiment: str) -> str:
+    """Point MLflow at our backend and experiment (artifacts under mlflow_artifact_root); returns its id."""
+    use_registry(settings)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        root = settings.mlflow_artifact_root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=(root / experiment).as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def client(settings: Settings) -> MlflowClient:
+    _ensure_sqlite_dir(settings.mlflow_tracking_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+
+
+def alias_version(settings: Settings, name: str, alias: str) -> str | None:
+    """The model version an alias points at, or None when the model or alias does not exist."""
+    try:
+        return str(client(settings).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def data_version(paths: list[Path]) -> str:
+    """A short fingerprint of the input files (name, size, mtime) logged with every run."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
