@@ -68,9 +68,10 @@ def _window(cum: np.ndarray, days: int) -> np.ndarray:
     return cum - shifted
 
 
-def _snapshots(index: pd.Index, first_day: pd.Timestamp, columns: dict[str, np.ndarray], keep: np.ndarray, key: str) -> pd.DataFrame:
+def _snapshots(
+    index: pd.Index, first_day: pd.Timestamp, columns: dict[str, np.ndarray], keep: np.ndarray, key: str
+) -> pd.DataFrame:
     """Flatten entity x snapshot grids (snapshot t stamped first_day + t days) into Feast rows."""
-    n_keys, n_snap = keep.shape
     rows, cols = np.nonzero(keep)
     frame = pd.DataFrame({key: index.to_numpy()[rows], "event_timestamp": first_day + pd.to_timedelta(cols, unit="D")})
     for name, grid in columns.items():
@@ -124,7 +125,9 @@ def build_feature_tables(
         "views_30d": _window(cum_views, 30),
         "carts_7d": _window(cum_carts, 7),
         "active_days_30d": _window(cum_active, 30),
-        "online_share_30d": np.divide(_window(cum_online, 30), events_30d, out=np.zeros_like(events_30d), where=events_30d > 0),
+        "online_share_30d": np.divide(
+            _window(cum_online, 30), events_30d, out=np.zeros_like(events_30d), where=events_30d > 0
+        ),
         "avg_paid_price_90d": np.divide(
             _window(cum_spend, 90), units_90d, out=np.full_like(units_90d, np.nan), where=units_90d > 0
         ),
@@ -165,7 +168,7 @@ def _item_snapshots(
     price = _daily_grid(prices, "price", item_index, first_day, n_days)
     if np.isnan(price).all():  # imported logs without a price book: last price seen in events
         price = _last_seen_price(events.loc[has_item], codes, d, n, n_days)
-    list_filled = np.where(np.isnan(list_price), np.nanmax(price, axis=1), list_price)
+    list_filled = np.where(np.isnan(list_price), pd.DataFrame(price).max(axis=1).to_numpy(), list_price)
     stock = _daily_grid(inventory, "stock", item_index, first_day, n_days)
     item_cols = {
         "price": price,
@@ -205,7 +208,7 @@ def _last_seen_price(events: pd.DataFrame, codes: pd.Series, day: np.ndarray, n:
     return pd.DataFrame(grid).ffill(axis=1).to_numpy()
 
 
-def load_feature_tables(settings) -> FeatureTables:  # noqa: ANN001 - Settings, kept import-light
+def load_feature_tables(settings) -> FeatureTables:
     """Read the stored data layer and build snapshots from it."""
     return build_feature_tables(
         read_table(settings.events_dir, schema.EVENT_SCHEMA),

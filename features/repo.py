@@ -7,7 +7,7 @@ The offline store is Feast's file store over the Parquet snapshots written by `w
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +27,10 @@ item_entity = Entity(name="item", join_keys=["item_id"], value_type=ValueType.ST
 
 
 def source_paths(settings: Settings) -> dict[str, Path]:
-    return {USER_VIEW: settings.features_dir / "user_features.parquet", ITEM_VIEW: settings.features_dir / "item_features.parquet"}
+    return {
+        USER_VIEW: settings.features_dir / "user_features.parquet",
+        ITEM_VIEW: settings.features_dir / "item_features.parquet",
+    }
 
 
 def feature_views(settings: Settings) -> list[FeatureView]:
@@ -80,7 +83,9 @@ def write_sources(tables: FeatureTables, settings: Settings) -> None:
     paths = source_paths(settings)
     for name, frame in ((USER_VIEW, tables.user), (ITEM_VIEW, tables.item)):
         write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths[name])
-    write_table_atomic(pa.Table.from_pandas(tables.item_meta, preserve_index=False), settings.features_dir / "item_meta.parquet")
+    write_table_atomic(
+        pa.Table.from_pandas(tables.item_meta, preserve_index=False), settings.features_dir / "item_meta.parquet"
+    )
 
 
 def apply(settings: Settings) -> FeatureStore:
@@ -93,7 +98,9 @@ def materialize(settings: Settings, end: datetime | None = None) -> tuple[Featur
     """Load the latest snapshot per entity (up to `end`, default: the newest snapshot) into the online store."""
     store = feature_store(settings)
     if end is None:
-        newest = pd.read_parquet(source_paths(settings)[USER_VIEW], columns=["event_timestamp"])["event_timestamp"].max()
+        newest = pd.read_parquet(source_paths(settings)[USER_VIEW], columns=["event_timestamp"])[
+            "event_timestamp"
+        ].max()
         end = newest.to_pydatetime() + timedelta(seconds=1)
     start = end - SNAPSHOT_TTL
     store.materialize(start_date=start, end_date=end)
@@ -101,4 +108,4 @@ def materialize(settings: Settings, end: datetime | None = None) -> tuple[Featur
 
 
 def utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import lightgbm as lgb
 import mlflow
@@ -96,15 +96,27 @@ class Ranker:
 
     def popular(self, k: int) -> list[Recommendation]:
         table = self.items[self.items["in_stock"]].head(k)
-        return [Recommendation(i, float(u), "popular in the last 30 days") for i, u in zip(table["item_id"], table["units_30d"])]
+        return [
+            Recommendation(i, float(u), "popular in the last 30 days")
+            for i, u in zip(table["item_id"], table["units_30d"], strict=True)
+        ]
 
-    def recommend(self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None) -> RecommendResult:
+    def recommend(
+        self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None
+    ) -> RecommendResult:
         try:
             user = self.user_row(user_id)
-        except Exception as exc:  # noqa: BLE001 - any online-store failure degrades, never a 5xx
-            return RecommendResult(self.popular(k), fallback="popular", degraded=True, notes=[f"online store unavailable: {type(exc).__name__}"])
+        except Exception as exc:
+            return RecommendResult(
+                self.popular(k),
+                fallback="popular",
+                degraded=True,
+                notes=[f"online store unavailable: {type(exc).__name__}"],
+            )
         if all(value is None for value in user.values()):
-            return RecommendResult(self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"])
+            return RecommendResult(
+                self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"]
+            )
         with self._lock:
             items = self.items
         candidates = items[items["in_stock"]].head(MAX_CANDIDATES).copy()
@@ -114,14 +126,14 @@ class Ranker:
             candidates[name] = np.nan if value is None else value
         candidates["price_shown"] = candidates["price"]
         candidates["channel"] = channel
-        candidates["event_timestamp"] = pd.Timestamp(now or datetime.now(timezone.utc))
+        candidates["event_timestamp"] = pd.Timestamp(now or datetime.now(UTC))
         frame = add_context_features(candidates)
         scores = self.booster.predict(frame[list(MODEL_FEATURES)].astype(np.float64))
         top = np.argsort(-scores, kind="stable")[:k]
         picked = [
-            Recommendation(str(frame["item_id"].iat[i]), float(scores[i]), "predicted purchase probability at today's price")
+            Recommendation(
+                str(frame["item_id"].iat[i]), float(scores[i]), "predicted purchase probability at today's price"
+            )
             for i in top
         ]
         return RecommendResult(picked, model_version=self.model_version)
-
-

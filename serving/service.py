@@ -27,7 +27,9 @@ class RecommendResponse(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     fallback: Literal["popular"] | None = Field(None, description="set when the ranking model was not used")
-    degraded: bool = Field(False, description="true when a dependency (the online store) failed and a fallback answered")
+    degraded: bool = Field(
+        False, description="true when a dependency (the online store) failed and a fallback answered"
+    )
     model_version: str | None = None
 
 

@@ -33,7 +33,7 @@ def ndcg_at_k(ranked: list[list[str]], relevant: list[set[str]], k: int = 10) ->
     """Mean NDCG@k with binary relevance over full rankings (one list per user)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     scores = []
-    for items, rel in zip(ranked, relevant):
+    for items, rel in zip(ranked, relevant, strict=True):
         if not rel:
             continue
         gains = np.array([item in rel for item in items[:k]], dtype=float)
@@ -43,7 +43,7 @@ def ndcg_at_k(ranked: list[list[str]], relevant: list[set[str]], k: int = 10) ->
 
 
 def hit_rate_at_k(ranked: list[list[str]], relevant: list[set[str]], k: int = 10) -> float:
-    hits = [bool(set(items[:k]) & rel) for items, rel in zip(ranked, relevant) if rel]
+    hits = [bool(set(items[:k]) & rel) for items, rel in zip(ranked, relevant, strict=True) if rel]
     return float(np.mean(hits)) if hits else float("nan")
 
 

@@ -19,19 +19,26 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SIYU_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="(path) where events, items, prices, features and the Feast registry live")
+    data_dir: Path = Field(
+        Path("data"), description="(path) where events, items, prices, features and the Feast registry live"
+    )
     online_store: str = Field(
-        "sqlite", description="(str) Feast online store: `sqlite` (embedded file under data_dir) or a `redis://host:port[/db]` URL"
+        "sqlite",
+        description="(str) Feast online store: `sqlite` (file under data_dir) or a `redis://host:port[/db]` URL",
     )
     feast_project: str = Field("siyu", description="(str) Feast project name; also namespaces keys in a shared Redis")
     mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", description="(str) MLflow backend store URI")
     mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"), description="(path) where MLflow writes run artifacts")
-    conversion_model_name: str = Field("siyu-conversion", description="(str) registered model name of the conversion ranker")
+    conversion_model_name: str = Field(
+        "siyu-conversion", description="(str) registered model name of the conversion ranker"
+    )
     seed: int = Field(42, description="(int) default random seed for generation and training")
     api_key: str = Field("dev-pricing-key", description="(str) key the pricing endpoint requires in `X-API-Key`")
     host: str = Field("127.0.0.1", description="(str) address `siyu serve` binds")
     port: int = Field(3000, ge=1, le=65535, description="(int) port `siyu serve` binds")
-    item_refresh_seconds: float = Field(60.0, gt=0, description="(float) how often serving reloads the in-process item table")
+    item_refresh_seconds: float = Field(
+        60.0, gt=0, description="(float) how often serving reloads the in-process item table"
+    )
 
     @field_validator("online_store")
     @classmethod

@@ -62,7 +62,12 @@ def fit(train: pd.DataFrame, params: dict | None = None, seed: int = 0) -> lgb.B
     """Fit on `train`, holding out its last 10% in time for early stopping (never the evaluation rows)."""
     split = int(len(train) * 0.9)
     fit_rows, stop_rows = train.iloc[:split], train.iloc[split:]
-    full = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "monotone_constraints": monotone_constraints(MODEL_FEATURES)}
+    full = {
+        **DEFAULT_PARAMS,
+        **(params or {}),
+        "seed": seed,
+        "monotone_constraints": monotone_constraints(MODEL_FEATURES),
+    }
     fit_set = lgb.Dataset(fit_rows[list(MODEL_FEATURES)], fit_rows["label"], free_raw_data=False)
     stop_set = lgb.Dataset(stop_rows[list(MODEL_FEATURES)], stop_rows["label"], reference=fit_set)
     return lgb.train(
@@ -140,5 +145,3 @@ def train_and_register(
         registry.set_registered_model_alias(settings.conversion_model_name, CHAMPION, version)
         aliases.append(CHAMPION)
     return ConversionResult(run_id=run.info.run_id, version=version, aliases=aliases, metrics=metrics)
-
-

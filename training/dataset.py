@@ -81,10 +81,15 @@ def feature_refs() -> list[str]:
 
 
 def build_training_set(
-    settings: Settings, store: FeatureStore, max_rows: int | None = 400_000, holdout_fraction: float = 0.2, seed: int = 0
+    settings: Settings,
+    store: FeatureStore,
+    max_rows: int | None = 400_000,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
 ) -> TrainingSet:
     events = attach_user_ids(
-        read_table(settings.events_dir, schema.EVENT_SCHEMA), read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+        read_table(settings.events_dir, schema.EVENT_SCHEMA),
+        read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA),
     )
     impressions = labelled_impressions(events)
     if impressions.empty:

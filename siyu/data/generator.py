@@ -82,7 +82,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generate_world(cfg: WorldConfig, settings: Settings, overwrite: bool = False, progress: bool = True) -> GenerateReport:
+def generate_world(
+    cfg: WorldConfig, settings: Settings, overwrite: bool = False, progress: bool = True
+) -> GenerateReport:
     """Simulate `cfg` into `settings.data_dir`; refuses to replace existing events unless `overwrite`."""
     data_dir = settings.data_dir
     existing = list(settings.events_dir.glob("*.parquet")) if settings.events_dir.exists() else []
@@ -159,7 +161,9 @@ def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int
             schema.ITEM_SCHEMA,
         ),
         "prices.parquet": to_table(
-            pd.DataFrame({"item_id": item_ids, "date": day_dates, "price": price.ravel(), "on_promotion": promo.ravel()}),
+            pd.DataFrame(
+                {"item_id": item_ids, "date": day_dates, "price": price.ravel(), "on_promotion": promo.ravel()}
+            ),
             schema.PRICE_SCHEMA,
         ),
         "inventory.parquet": to_table(

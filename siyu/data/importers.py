@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -137,8 +137,8 @@ def _columns_error(name: str, missing: list[str], expected: tuple[str, ...]) -> 
     return ImportFormatError(f"{noun} {listed} missing in {name} (expected {', '.join(expected)})")
 
 
-def _text_frame(table: pa.Table, columns: tuple[str, ...]) -> pd.DataFrame:
-    return table.select(list(columns)).to_pandas(types_mapper={pa.string(): _TEXT}.get)
+def _text_frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper={pa.string(): _TEXT}.get)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -221,7 +221,7 @@ def _parse_arrow(body: bytes, header: list[str], name: str, first_line: int) -> 
     skipped = np.asarray([number for number, _ in invalid], dtype=np.int64) - 1
     physical = lines + first_line - 1
     bad = [_width_error(name, int(physical[i]), len(header), got) for i, (_, got) in zip(skipped, invalid)]
-    frame = table.to_pandas(types_mapper={pa.string(): _TEXT}.get)
+    frame = _text_frame(table)
     return _Raw(frame, np.delete(physical, skipped), bad, len(lines))
 
 
@@ -256,7 +256,7 @@ def _parse_stdlib(body: bytes, header: list[str], name: str, first_line: int) ->
         start = reader.line_num + 1
     columns = list(zip(*rows)) if rows else [()] * len(header)
     table = pa.table({col: pa.array(values, pa.string()) for col, values in zip(header, columns)})
-    frame = table.to_pandas(types_mapper={pa.string(): _TEXT}.get)
+    frame = _text_frame(table)
     return _Raw(frame, np.asarray(lines, dtype=np.int64), bad, read)
 
 
@@ -278,7 +278,7 @@ def _read_csv(path: Path, columns: tuple[str, ...], has_header: bool) -> _Raw:
     if not has_header:
         raw = _drop_header_like(raw, columns)
     if raw.rows_read == 0:
-        raise ImportFormatError(f"{name} has a header but no data rows")
+        raise ImportFormatError(f"{name} has no data rows" + (" (only a header)" if has_header else ""))
     raw.frame = raw.frame[list(columns)]
     return raw
 
@@ -303,7 +303,7 @@ def _read_parquet(path: Path, columns: tuple[str, ...]) -> _Raw:
     if table.num_rows == 0:
         raise ImportFormatError(f"{name} has no data rows")
     text = pa.table({col: _as_text(table.column(col)) for col in columns})
-    frame = text.to_pandas(types_mapper={pa.string(): _TEXT}.get)
+    frame = _text_frame(text)
     return _Raw(frame, np.arange(1, table.num_rows + 1, dtype=np.int64), [], table.num_rows)
 
 
@@ -354,7 +354,7 @@ def _show(value: object) -> str:
 
 def _text(rows: _Rows, values: pd.Series, col: str, required: bool = True, digits: bool = False) -> pd.Series:
     """Stripped identifier; empty or a 'nan'-style export artefact is bad when the column is required."""
-    values = values.astype(str).str.strip()
+    values = values.str.strip()
     artefact = values.str.lower().isin(MISSING_TOKENS)
     rows.reject(artefact, f"{col} is {{value}} (a missing-value placeholder, not an id)", values)
     if required:
@@ -364,15 +364,21 @@ def _text(rows: _Rows, values: pd.Series, col: str, required: bool = True, digit
     return values.mask(artefact | values.eq(""), "")
 
 
+# Plain decimals only: "nan", "inf" and "1,5" are not prices or quantities.
+_DECIMAL = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
+
 def _number(rows: _Rows, values: pd.Series, col: str, required: bool = True) -> pd.Series:
     """Float column; a cell that is present but not a finite number is bad (and so is a missing required one)."""
-    values = values.astype(str).str.strip()
-    parsed = pd.to_numeric(values, errors="coerce")
+    values = values.str.strip()
+    valid = values.str.fullmatch(_DECIMAL).to_numpy(dtype=bool)
+    parsed = pc.cast(pa.array(values.where(valid, "0"), type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
+    parsed = pd.Series(np.where(valid, parsed, np.nan), index=values.index)
     present = values.ne("")
-    rows.reject(present & ~np.isfinite(parsed), f"{col} {{value}} is not a number", values)
+    rows.reject(present & ~valid, f"{col} {{value}} is not a number", values)
     if required:
         rows.reject(~present, f"{col} is empty")
-    return parsed.where(np.isfinite(parsed))
+    return parsed
 
 
 def _integer(rows: _Rows, values: pd.Series, col: str, low: int, high: int) -> pd.Series:
@@ -393,7 +399,7 @@ def _timestamp(rows: _Rows, values: pd.Series, col: str, formats: tuple[str, ...
     Naive and offset-carrying strings are parsed separately: pandas 2 applies an earlier row's offset
     to later naive rows when they are parsed together.
     """
-    values = values.astype(str).str.strip()
+    values = values.str.strip()
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     aware = values.str.contains(_HAS_OFFSET, regex=True)
     for group in (aware, ~aware):
@@ -407,7 +413,7 @@ def _timestamp(rows: _Rows, values: pd.Series, col: str, formats: tuple[str, ...
 
 
 def _choice(rows: _Rows, values: pd.Series, col: str, allowed: tuple[str, ...] | dict[str, str]) -> pd.Series:
-    values = values.astype(str).str.strip()
+    values = values.str.strip()
     rows.reject(~values.isin(list(allowed)), f"{col} {{value}} is not one of {', '.join(allowed)}", values)
     return values
 
@@ -564,6 +570,7 @@ def _convert_online_retail(frame: pd.DataFrame, rows: _Rows) -> _Converted:
       * warehouse_zero_price: positive Quantity at UnitPrice 0 with no CustomerID: bookkeeping lines
         ("check", "found", "adjustment", blank description), not sales. Zero-price lines *with* a customer
         are free items given to that customer and stay purchases.
+    InvoiceDate carries no zone (it is UK local time); it is stored as UTC, as the events schema requires.
     """
     invoice = _text(rows, frame["InvoiceNo"], "InvoiceNo")
     code = _text(rows, frame["StockCode"], "StockCode")
@@ -604,7 +611,7 @@ def _convert_online_retail(frame: pd.DataFrame, rows: _Rows) -> _Converted:
         unit_price=price[keep],
         session_id=invoice[keep],
     )
-    description = frame["Description"][keep].astype(str).str.strip().reset_index(drop=True)
+    description = frame["Description"][keep].str.strip().reset_index(drop=True)
     return _Converted(events, items=_retail_items(events, description), prices=_retail_prices(events), ignored=ignored)
 
 
@@ -615,10 +622,11 @@ def _non_merchandise(code: pd.Series) -> pd.Series:
 
 def _customer_ids(rows: _Rows, values: pd.Series) -> pd.Series:
     """'17850.0' -> '17850'; blank stays blank (a guest)."""
-    values = values.astype(str).str.strip()
-    digits = values.str.extract(r"^(\d+)(?:\.0*)?$", expand=False)
-    rows.reject(values.ne("") & digits.isna(), "CustomerID {value} is not an integer (leave it blank for guests)", values)
-    return digits.fillna("")
+    values = values.str.strip()
+    digits = values.str.replace(r"\.0*$", "", regex=True)
+    valid = digits.str.fullmatch(r"\d+") | values.eq("")
+    rows.reject(~valid, "CustomerID {value} is not an integer (leave it blank for guests)", values)
+    return digits.where(valid, "")
 
 
 def _paid(events: pd.DataFrame) -> pd.DataFrame:

@@ -47,7 +47,13 @@ class Simulator:
     """Holds the state that carries across days: stock levels and the session counter."""
 
     def __init__(
-        self, cfg: WorldConfig, rng: np.random.Generator, users: Users, items: Items, price: np.ndarray, promo: np.ndarray
+        self,
+        cfg: WorldConfig,
+        rng: np.random.Generator,
+        users: Users,
+        items: Items,
+        price: np.ndarray,
+        promo: np.ndarray,
     ) -> None:
         self.cfg, self.rng, self.users, self.items = cfg, rng, users, items
         self.price, self.promo = price, promo

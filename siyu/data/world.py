@@ -128,7 +128,7 @@ def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray
     m, d, c = cfg.items, cfg.taste_dim, cfg.categories
     category = rng.integers(0, c, m)
     category[:c] = np.arange(min(c, m))  # every category has at least one item
-    vec = (centroids[category] + 0.6 * rng.normal(0, 1, (m, d)) / np.sqrt(d))
+    vec = centroids[category] + 0.6 * rng.normal(0, 1, (m, d)) / np.sqrt(d)
     category_base = rng.lognormal(np.log(60), 0.7, c)
     list_price = np.maximum(1.0, np.round(category_base[category] * rng.lognormal(0, 0.35, m)) - 0.1)
     appeal = rng.normal(0, 0.5, m)

@@ -1,0 +1,99 @@
+"""Shared fixtures: isolated settings per test, a small generated world, a trained system, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from siyu.data.generator import generate_world
+from siyu.data.world import WorldConfig
+from siyu.settings import Settings
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# A world small enough to generate in a second, big enough for identity merges and stock-outs.
+SMALL_WORLD = WorldConfig(users=600, items=120, days=21, seed=7)
+# The world the trained-system fixture learns from: enough impressions for a meaningful holdout.
+TRAINING_WORLD = WorldConfig(users=2500, items=300, days=45, seed=11)
+
+
+def make_settings(root: Path, **overrides: object) -> Settings:
+    """Settings whose every path and namespace is private to `root` (no test sees another's state)."""
+    values: dict[str, object] = {
+        "data_dir": root / "data",
+        "mlflow_tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        "mlflow_artifact_root": root / "mlruns" / "artifacts",
+        "feast_project": f"t{uuid.uuid4().hex[:10]}",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as SIYU_* variables, for a server started in another process."""
+    return {
+        **os.environ,
+        "SIYU_DATA_DIR": str(settings.data_dir),
+        "SIYU_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "SIYU_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "SIYU_FEAST_PROJECT": settings.feast_project,
+        "SIYU_ONLINE_STORE": settings.online_store,
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A generated world shared read-only by tests (copy it before changing anything)."""
+    world_settings = make_settings(tmp_path_factory.mktemp("small-world"))
+    generate_world(SMALL_WORLD, world_settings, progress=False)
+    return world_settings
+
+
+@pytest.fixture(scope="session")
+def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, object]]:
+    """World -> identities -> features -> online store -> @champion model: the whole offline pipeline."""
+    from features import repo
+    from training.conversion import train_and_register
+    from training.pipeline import build_features
+
+    system = make_settings(tmp_path_factory.mktemp("trained-system"))
+    generate_world(TRAINING_WORLD, system, progress=False)
+    build_features(system)
+    repo.materialize(system)
+    result = train_and_register(system)
+    yield system, result
+    repo.feature_store(system).teardown()
+
+
+def redis_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require_redis() -> None:
+    """Skip without Redis on a developer machine, but never in CI, where Redis must be there."""
+    if redis_available():
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail("CI=true but no Redis answers on 127.0.0.1:6379")
+    pytest.skip("no Redis server on 127.0.0.1:6379 (start one to run the Redis online-store tests)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
