@@ -213,6 +213,33 @@ def test_online_retail_items_and_prices(retail_import: tuple[ImportReport, Setti
     assert not prices.duplicated(["item_id", "date"]).any()
 
 
+def test_online_retail_ignored_rows_are_counted_not_bad(tmp_path: Path, settings: Settings) -> None:
+    lines = retail_lines(12)
+    lines[1] = replace_field(lines[1], 1, "post")  # postage, any case
+    lines[2] = replace_field(lines[2], 1, "XY")  # short alphabetic code: a fee, not a product
+    lines[3] = replace_field(lines[3], 3, "0")  # zero quantity
+    lines[4] = replace_field(lines[4], 3, "-3")  # negative quantity on a sales invoice: stock adjustment
+    lines[5] = replace_field(replace_field(lines[5], 5, "0"), 6, "")  # free, no customer: warehouse bookkeeping
+    lines[6] = replace_field(lines[6], 5, "0")  # free item given to a customer: still a purchase
+    lines[7] = replace_field(replace_field(lines[7], 0, "C536365"), 3, "-2")  # cancellation: refund of 2
+    report = import_file(write_lines(tmp_path / "odd.csv", lines), "online-retail", settings)
+
+    assert report.bad_rows == []
+    assert report.ignored == {
+        "non_merchandise_code": 2,
+        "zero_quantity": 1,
+        "stock_adjustment": 1,
+        "warehouse_zero_price": 1,
+    }
+    events = events_of(settings)
+    assert len(events) == report.events_written == 11 - 5
+    refund = events[events["event_type"] == "refund"]
+    assert refund[["user_key", "quantity", "session_id"]].values.tolist() == [["17850", 2, "C536365"]]
+    assert events["unit_price"].eq(0).sum() == 1
+    prices = read_table(settings.prices_path, PRICE_SCHEMA)
+    assert (prices["price"] > 0).all()
+
+
 def test_online_retail_accepts_the_original_us_date_format(tmp_path: Path, settings: Settings) -> None:
     lines = retail_lines(3)
     lines[1:] = [replace_field(line, 4, "12/1/2010 8:26") for line in lines[1:]]
@@ -226,7 +253,7 @@ def test_online_retail_accepts_the_original_us_date_format(tmp_path: Path, setti
 
 @pytest.mark.parametrize("name", ["truncated.csv", "truncated.csv.gz"])
 def test_truncated_last_line_is_a_bad_row(tmp_path: Path, settings: Settings, name: str) -> None:
-    lines = retail_lines(51) + ["581587,22613,PACK OF 20 SPACE"]  # line 52 cut mid-description
+    lines = [*retail_lines(51), "581587,22613,PACK OF 20 SPACE"]  # line 52 cut mid-description
     path = write_lines(tmp_path / name, lines, trailing_newline=False)
     error = rejected(path, "online-retail", settings)
 
@@ -237,7 +264,7 @@ def test_truncated_last_line_is_a_bad_row(tmp_path: Path, settings: Settings, na
 
 
 def test_truncated_inside_a_quoted_field_is_a_bad_row(tmp_path: Path, settings: Settings) -> None:
-    lines = retail_lines(20) + ['581587,22613,"PACK OF 20, SPACE']  # line 21: quote never closed
+    lines = [*retail_lines(20), '581587,22613,"PACK OF 20, SPACE']  # line 21: quote never closed
     error = rejected(write_lines(tmp_path / "open-quote.csv", lines, trailing_newline=False), "online-retail", settings)
 
     assert [(bad.line, bad.reason) for bad in error.report.bad_rows] == [
@@ -252,7 +279,8 @@ def test_bad_timestamp_is_located(tmp_path: Path, settings: Settings) -> None:
     error = rejected(write_lines(tmp_path / "dates.csv", lines), "online-retail", settings)
 
     assert len(error.report.bad_rows) == 1
-    assert str(error.report.bad_rows[0]).startswith("dates.csv:17: InvoiceDate '2010-13-01 08:26:00' is not a date/time")
+    expected = "dates.csv:17: InvoiceDate '2010-13-01 08:26:00' is not a date/time"
+    assert str(error.report.bad_rows[0]).startswith(expected)
     assert "dates.csv:17: InvoiceDate" in str(error)
 
 
@@ -329,7 +357,7 @@ def test_corrupt_parquet_and_missing_file(tmp_path: Path, settings: Settings) ->
 
 
 def test_rejected_import_leaves_data_dir_byte_identical(tmp_path: Path, settings: Settings) -> None:
-    import_file(write_lines(tmp_path / "good.csv", retail_lines(100)), "online-retail", settings)
+    first = import_file(write_lines(tmp_path / "good.csv", retail_lines(100)), "online-retail", settings)
     before = snapshot(settings.data_dir)
     lines = [retail_lines(1)[0], *retail_lines(400)[100:300]]
     lines[50] = replace_field(lines[50], 5, "abc")  # physical line 51
@@ -343,7 +371,7 @@ def test_rejected_import_leaves_data_dir_byte_identical(tmp_path: Path, settings
     report = import_file(second, "online-retail", settings, skip_bad=True)
     assert report.bad_rows == [BadRow("second.csv", 51, "UnitPrice 'abc' is not a number")]
     assert report.events_written == 199 - sum(report.ignored.values())
-    assert len(events_of(settings)) == 99 + report.events_written
+    assert len(events_of(settings)) == first.events_written + report.events_written
     assert snapshot(settings.data_dir) != before
 
 
@@ -363,7 +391,7 @@ def test_reimporting_the_same_content_is_refused(tmp_path: Path, settings: Setti
     copy = shutil.copy(first, tmp_path / "renamed.csv")
     before = snapshot(settings.data_dir)
 
-    with pytest.raises(AlreadyImported, match="already imported on .* from .*tb.csv as taobao"):
+    with pytest.raises(AlreadyImported, match=r"already imported on .* from .*tb\.csv as taobao"):
         import_file(Path(copy), "taobao", settings)
     assert len(events_of(settings)) == 200
     assert snapshot(settings.data_dir) == before
@@ -375,7 +403,8 @@ def test_upserts_keep_known_fields_and_replace_prices_by_day(tmp_path: Path, set
     ).assign(cost=0.5)
     write_table_atomic(to_table(known, ITEM_SCHEMA), settings.items_path)
     import_file(write_lines(tmp_path / "a.csv", retail_lines(120)), "online-retail", settings)
-    import_file(write_lines(tmp_path / "b.csv", [retail_lines(1)[0], *retail_lines(300)[60:300]]), "online-retail", settings)
+    overlapping = write_lines(tmp_path / "b.csv", [retail_lines(1)[0], *retail_lines(300)[60:300]])
+    import_file(overlapping, "online-retail", settings)
 
     item = read_table(settings.items_path, ITEM_SCHEMA).set_index("item_id").loc["85123A"]
     assert (item["category_id"], item["brand_id"], item["cost"]) == ("decor", "b1", 0.5)
@@ -385,6 +414,10 @@ def test_upserts_keep_known_fields_and_replace_prices_by_day(tmp_path: Path, set
 
 
 # ----------------------------------------------------------------------------------------------- events format
+
+
+# What _our_events' times mean: +08:00 converted, the naive one taken as UTC, Z kept.
+EXPECTED_TIMES = [pd.Timestamp(f"2024-03-01 02:{minute}:00", tz="UTC") for minute in ("00", "05", "10")]
 
 
 def _our_events() -> pd.DataFrame:
@@ -406,11 +439,7 @@ def _our_events() -> pd.DataFrame:
 
 def _assert_round_trip(settings: Settings) -> None:
     back = events_of(settings)
-    assert back["event_time"].tolist() == [
-        pd.Timestamp("2024-03-01 02:00:00", tz="UTC"),  # +08:00 converted
-        pd.Timestamp("2024-03-01 02:05:00", tz="UTC"),  # naive taken as UTC
-        pd.Timestamp("2024-03-01 02:10:00", tz="UTC"),
-    ]
+    assert back["event_time"].tolist() == EXPECTED_TIMES
     assert back["item_id"].tolist() == ["sku-1", None, "sku-2"]
     assert back["store_id"].tolist() == ["s1", None, None]
     assert back["quantity"].tolist() == [2, 1, 1]
@@ -430,7 +459,7 @@ def test_events_csv_round_trip(tmp_path: Path, settings: Settings) -> None:
 
 def test_events_parquet_round_trip(tmp_path: Path, settings: Settings) -> None:
     frame = _our_events()
-    frame["event_time"] = pd.to_datetime(frame["event_time"], format="ISO8601", utc=True)
+    frame["event_time"] = EXPECTED_TIMES
     frame[["item_id", "store_id"]] = frame[["item_id", "store_id"]].replace("", None)
     frame["unit_price"] = pd.to_numeric(frame["unit_price"])
     path = tmp_path / "ours.parquet"

@@ -1,0 +1,65 @@
+"""Start the real BentoML server in its own process group and always stop it again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from siyu.settings import Settings
+from tests.conftest import free_port, settings_env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def running_server(settings: Settings, log_path: Path, ready_timeout: float = 180.0) -> Iterator[str]:
+    port = free_port()
+    bentoml = Path(sys.executable).with_name("bentoml")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(bentoml), "serve", "serving.service:Siyu", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(base, process, log_path, ready_timeout)
+            yield base
+        finally:
+            _stop(process)
+
+
+def _wait_ready(base: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"server not ready after {timeout}s:\n{log_path.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -1,0 +1,82 @@
+"""Generate -> features -> train -> register -> serve over HTTP: the whole vertical slice, for real."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pandas as pd
+import pytest
+
+from features import repo
+from serving.ranker import latest_item_table
+from siyu.settings import Settings
+from tests.integration.server import running_server
+from training.tracking import CHAMPION, alias_version
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def server(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    settings, _ = trained_system
+    with running_server(settings, tmp_path_factory.mktemp("server") / "bentoml.log") as base:
+        yield base, settings
+
+
+def _known_user(settings: Settings) -> str:
+    snapshots = pd.read_parquet(repo.source_paths(settings)[repo.USER_VIEW])
+    return snapshots.sort_values(["event_timestamp", "purchases_30d"]).iloc[-1]["user_id"]
+
+
+def test_model_is_registered_as_champion_with_metrics(trained_system) -> None:
+    settings, result = trained_system
+    assert alias_version(settings, settings.conversion_model_name, CHAMPION) == result.version
+    assert 0.6 < result.metrics["auc"] <= result.metrics["oracle_auc"] + 0.02
+    assert result.metrics["holdout_rows"] > 1000
+
+
+def test_recommend_ranks_in_stock_items_for_a_known_user(server) -> None:
+    base, settings = server
+    response = httpx.post(f"{base}/recommend", json={"user_id": _known_user(settings), "k": 7}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["fallback"] is None and body["degraded"] is False
+    assert body["model_version"] == alias_version(settings, settings.conversion_model_name, CHAMPION)
+    items = body["items"]
+    assert len(items) == 7 and len({i["item_id"] for i in items}) == 7
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    stock = latest_item_table(settings).set_index("item_id")["in_stock"]
+    assert all(stock[i["item_id"]] for i in items)
+
+
+def test_unknown_user_gets_popular_items(server) -> None:
+    base, _ = server
+    response = httpx.post(f"{base}/recommend", json={"user_id": "nobody-we-know", "k": 5}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["fallback"] == "popular" and len(body["items"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [({"k": 3}, "user_id"), ({"user_id": "u", "k": 0}, "k"), ({"user_id": "u", "k": "many"}, "k"), ({"user_id": ""}, "user_id")],
+)
+def test_malformed_requests_get_a_4xx_naming_the_field(server, payload: dict, field: str) -> None:
+    base, _ = server
+    response = httpx.post(f"{base}/recommend", json=payload, timeout=30)
+    assert 400 <= response.status_code < 500
+    assert field in {loc for err in response.json()["detail"] for loc in err["loc"]}
+
+
+def test_broken_json_is_a_4xx(server) -> None:
+    base, _ = server
+    response = httpx.post(f"{base}/recommend", content=b'{"user_id": ', headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500
+
+
+def test_health_endpoints(server) -> None:
+    base, _ = server
+    for path in ("/healthz", "/readyz", "/livez"):
+        assert httpx.get(f"{base}{path}", timeout=10).status_code == 200
