@@ -35,18 +35,6 @@ def make_settings(root: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The same settings as SIYU_* variables, for a server started in another process."""
-    return {
-        **os.environ,
-        "SIYU_DATA_DIR": str(settings.data_dir),
-        "SIYU_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "SIYU_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-        "SIYU_FEAST_PROJECT": settings.feast_project,
-        "SIYU_ONLINE_STORE": settings.online_store,
-    }
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
@@ -91,9 +79,3 @@ def require_redis() -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail("CI=true but no Redis answers on 127.0.0.1:6379")
     pytest.skip("no Redis server on 127.0.0.1:6379 (start one to run the Redis online-store tests)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

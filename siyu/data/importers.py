@@ -80,17 +80,24 @@ class ImportReport:
         rate = self.rows_read / self.seconds if self.seconds > 0 else 0.0
         lines = [
             f"{self.file} ({self.format}): {self.rows_read:,} rows read in {self.seconds:.2f}s ({rate:,.0f} rows/s)",
-            f"  written: {self.events_written:,} events, {self.items_upserted:,} items, {self.prices_upserted:,} prices",
+            f"  written: {self.events_written:,} events, {self.items_upserted:,} items, "
+            f"{self.prices_upserted:,} prices",
         ]
         if self.ignored:
             parts = ", ".join(f"{reason} {count:,}" for reason, count in sorted(self.ignored.items()))
             lines.append(f"  ignored (well-formed, not customer events): {parts}")
         if self.bad_rows:
             lines.append(f"  bad rows skipped: {len(self.bad_rows):,}")
-            lines.extend(f"    {bad}" for bad in self.bad_rows[:MAX_BAD_IN_MESSAGE])
-            if len(self.bad_rows) > MAX_BAD_IN_MESSAGE:
-                lines.append(f"    ... and {len(self.bad_rows) - MAX_BAD_IN_MESSAGE:,} more")
+            lines.extend(_first_bad(self.bad_rows, "    "))
         return "\n".join(lines)
+
+
+def _first_bad(bad: list[BadRow], indent: str) -> list[str]:
+    """`file:line: reason` for the first few bad rows, so a message stays readable for a broken file."""
+    shown = [f"{indent}{row}" for row in bad[:MAX_BAD_IN_MESSAGE]]
+    if len(bad) > MAX_BAD_IN_MESSAGE:
+        shown.append(f"{indent}... and {len(bad) - MAX_BAD_IN_MESSAGE:,} more")
+    return shown
 
 
 class ImportFormatError(ValueError):
@@ -106,12 +113,10 @@ class ImportRejected(Exception):
 
     def __init__(self, report: ImportReport) -> None:
         self.report = report
-        bad = report.bad_rows
-        shown = "\n".join(f"  {row}" for row in bad[:MAX_BAD_IN_MESSAGE])
-        more = f"\n  ... and {len(bad) - MAX_BAD_IN_MESSAGE:,} more" if len(bad) > MAX_BAD_IN_MESSAGE else ""
+        listing = "\n".join(_first_bad(report.bad_rows, "  "))
         super().__init__(
-            f"{Path(report.file).name}: {len(bad):,} bad row(s) out of {report.rows_read:,}; "
-            f"nothing was written; fix the rows or pass --skip-bad\n{shown}{more}"
+            f"{Path(report.file).name}: {len(report.bad_rows):,} bad row(s) out of {report.rows_read:,}; "
+            f"nothing was written; fix the rows or pass --skip-bad\n{listing}"
         )
 
 
@@ -208,19 +213,24 @@ def _parse_arrow(body: bytes, header: list[str], name: str, first_line: int) -> 
 
     if len(lines) == 0:
         return _Raw(pd.DataFrame({col: pd.Series(dtype=_TEXT) for col in header}), lines, [], 0)
-    table = pcsv.read_csv(
-        pa.py_buffer(body),
-        read_options=pcsv.ReadOptions(column_names=header, use_threads=False),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(
-            column_types={col: pa.string() for col in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
-        ),
-    )
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pcsv.ReadOptions(column_names=header, use_threads=False),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(
+                column_types={col: pa.string() for col in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:  # e.g. a single line longer than Arrow's block size
+        return None
     if table.num_rows + len(invalid) != len(lines) or any(number is None for number, _ in invalid):
         return None  # layout assumption broken: let the stdlib reader work it out
     skipped = np.asarray([number for number, _ in invalid], dtype=np.int64) - 1
     physical = lines + first_line - 1
-    bad = [_width_error(name, int(physical[i]), len(header), got) for i, (_, got) in zip(skipped, invalid)]
+    bad = [_width_error(name, int(physical[i]), len(header), got) for i, (_, got) in zip(skipped, invalid, strict=True)]
     frame = _text_frame(table)
     return _Raw(frame, np.delete(physical, skipped), bad, len(lines))
 
@@ -254,8 +264,8 @@ def _parse_stdlib(body: bytes, header: list[str], name: str, first_line: int) ->
                 else:
                     bad.append(_width_error(name, start + first_line - 1, len(header), len(row)))
         start = reader.line_num + 1
-    columns = list(zip(*rows)) if rows else [()] * len(header)
-    table = pa.table({col: pa.array(values, pa.string()) for col, values in zip(header, columns)})
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(header)
+    table = pa.table({col: pa.array(values, pa.string()) for col, values in zip(header, columns, strict=True)})
     frame = _text_frame(table)
     return _Raw(frame, np.asarray(lines, dtype=np.int64), bad, read)
 
@@ -270,6 +280,9 @@ def _read_csv(path: Path, columns: tuple[str, ...], has_header: bool) -> _Raw:
         missing = [col for col in columns if col not in header]
         if missing:
             raise _columns_error(name, missing, columns)
+        twice = [col for col in columns if header.count(col) > 1]
+        if twice:
+            raise ImportFormatError(f"column `{twice[0]}` appears more than once in the header of {name}")
     elif not data.strip():
         raise ImportFormatError(f"{name} is empty (expected rows of {', '.join(columns)}, no header)")
     else:
@@ -360,7 +373,8 @@ def _text(rows: _Rows, values: pd.Series, col: str, required: bool = True, digit
     if required:
         rows.reject(values.eq(""), f"{col} is empty")
     if digits:
-        rows.reject(values.ne("") & ~artefact & ~values.str.fullmatch(r"\d+"), f"{col} {{value}} is not an integer", values)
+        not_digits = values.ne("") & ~artefact & ~values.str.fullmatch(r"\d+")
+        rows.reject(not_digits, f"{col} {{value}} is not an integer", values)
     return values.mask(artefact | values.eq(""), "")
 
 
@@ -373,6 +387,7 @@ def _number(rows: _Rows, values: pd.Series, col: str, required: bool = True) -> 
     values = values.str.strip()
     valid = values.str.fullmatch(_DECIMAL).to_numpy(dtype=bool)
     parsed = pc.cast(pa.array(values.where(valid, "0"), type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
+    valid &= np.isfinite(parsed)  # "1e400" overflows to inf
     parsed = pd.Series(np.where(valid, parsed, np.nan), index=values.index)
     present = values.ne("")
     rows.reject(present & ~valid, f"{col} {{value}} is not a number", values)
@@ -581,7 +596,8 @@ def _convert_online_retail(frame: pd.DataFrame, rows: _Rows) -> _Converted:
     merchandise = ~_non_merchandise(code)
     cancel = invoice.str.upper().str.startswith("C")
     rows.reject(merchandise & (price < 0), "negative UnitPrice {value} on merchandise", frame["UnitPrice"])
-    rows.reject(cancel & (quantity > 0), "cancellation invoice (C...) with positive Quantity {value}", frame["Quantity"])
+    contradiction = cancel & (quantity > 0)
+    rows.reject(contradiction, "cancellation invoice (C...) with positive Quantity {value}", frame["Quantity"])
 
     guest = customer.eq("")
     reasons = {

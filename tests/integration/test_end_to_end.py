@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from features import repo
+from serving.launcher import running_server
 from serving.ranker import latest_item_table
 from siyu.settings import Settings
-from tests.integration.server import running_server
 from training.tracking import CHAMPION, alias_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -61,7 +61,12 @@ def test_unknown_user_gets_popular_items(server) -> None:
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"k": 3}, "user_id"), ({"user_id": "u", "k": 0}, "k"), ({"user_id": "u", "k": "many"}, "k"), ({"user_id": ""}, "user_id")],
+    [
+        ({"k": 3}, "user_id"),
+        ({"user_id": "u", "k": 0}, "k"),
+        ({"user_id": "u", "k": "many"}, "k"),
+        ({"user_id": ""}, "user_id"),
+    ],
 )
 def test_malformed_requests_get_a_4xx_naming_the_field(server, payload: dict, field: str) -> None:
     base, _ = server

@@ -70,9 +70,7 @@ def test_point_in_time_join_never_sees_the_future(built_store: Settings) -> None
     assert len(changed), "the busiest user's purchases_7d must change at least once"
     i = int(changed[0])
     stamp = history.loc[i, "event_timestamp"]
-    entity = pd.DataFrame(
-        {"user_id": [busy, busy], "event_timestamp": [stamp - pd.Timedelta(seconds=1), stamp]}
-    )
+    entity = pd.DataFrame({"user_id": [busy, busy], "event_timestamp": [stamp - pd.Timedelta(seconds=1), stamp]})
     store = repo.feature_store(built_store)
     joined = store.get_historical_features(entity_df=entity, features=[f"{repo.USER_VIEW}:purchases_7d"]).to_df()
     joined = joined.sort_values("event_timestamp").reset_index(drop=True)

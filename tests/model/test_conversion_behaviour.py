@@ -55,7 +55,9 @@ def test_training_rows_only_see_snapshots_from_before_the_impression(trained_sys
         allow_exact_matches=True,
     )
     got = frame.sort_values("event_timestamp")
-    np.testing.assert_array_equal(got["purchases_7d"].fillna(-1).to_numpy(), expected["purchases_7d"].fillna(-1).to_numpy())
+    np.testing.assert_array_equal(
+        got["purchases_7d"].fillna(-1).to_numpy(), expected["purchases_7d"].fillna(-1).to_numpy()
+    )
     # The label's own purchase happens after the view, so the snapshot in the row cannot count it:
     # every snapshot used is stamped at or before the impression.
     used = got["event_timestamp"].dt.floor("D")

@@ -11,7 +11,9 @@ from siyu.data import schema
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 
 
-def _event(day: float, user: str, item: str, kind: str, price: float = 10.0, qty: int = 1, channel: str = "app") -> dict:
+def _event(
+    day: float, user: str, item: str, kind: str, price: float = 10.0, qty: int = 1, channel: str = "app"
+) -> dict:
     return {
         "event_time": T0 + pd.Timedelta(days=day),
         "user_key": user,
@@ -27,10 +29,26 @@ def _event(day: float, user: str, item: str, kind: str, price: float = 10.0, qty
 
 
 def _tables(rows: list[dict]):
-    empty = {s: s.empty_table().to_pandas() for s in (schema.IDENTITY_MAP_SCHEMA, schema.PRICE_SCHEMA, schema.INVENTORY_SCHEMA)}
-    items = pd.DataFrame({"item_id": ["a", "b"], "category_id": ["c1", "c2"], "brand_id": None, "title": None, "list_price": [12.0, 20.0], "cost": None})
+    empty = {
+        s: s.empty_table().to_pandas()
+        for s in (schema.IDENTITY_MAP_SCHEMA, schema.PRICE_SCHEMA, schema.INVENTORY_SCHEMA)
+    }
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "category_id": ["c1", "c2"],
+            "brand_id": None,
+            "title": None,
+            "list_price": [12.0, 20.0],
+            "cost": None,
+        }
+    )
     return build_feature_tables(
-        pd.DataFrame(rows), empty[schema.IDENTITY_MAP_SCHEMA], items, empty[schema.PRICE_SCHEMA], empty[schema.INVENTORY_SCHEMA]
+        pd.DataFrame(rows),
+        empty[schema.IDENTITY_MAP_SCHEMA],
+        items,
+        empty[schema.PRICE_SCHEMA],
+        empty[schema.INVENTORY_SCHEMA],
     )
 
 

@@ -19,24 +19,35 @@ def _person(identity: pd.DataFrame, key_type: str, key: str) -> str:
 
 
 def test_links_chain_into_one_person_and_strangers_stay_apart() -> None:
-    links = _links(("openid", "o1", "member_id", "m1"), ("member_id", "m1", "phone_hash", "p1"), ("device_id", "d2", "phone_hash", "p2"))
+    links = _links(
+        ("openid", "o1", "member_id", "m1"),
+        ("member_id", "m1", "phone_hash", "p1"),
+        ("device_id", "d2", "phone_hash", "p2"),
+    )
     events = pd.DataFrame({"user_key_type": ["openid", "openid"], "user_key": ["o1", "o3"]})
     identity = resolve(links, events)
     assert _person(identity, "openid", "o1") == _person(identity, "phone_hash", "p1")
     assert _person(identity, "device_id", "d2") == _person(identity, "phone_hash", "p2")
     assert _person(identity, "openid", "o1") != _person(identity, "device_id", "d2")
-    assert _person(identity, "openid", "o3") not in {_person(identity, "openid", "o1"), _person(identity, "device_id", "d2")}
+    assert _person(identity, "openid", "o3") not in {
+        _person(identity, "openid", "o1"),
+        _person(identity, "device_id", "d2"),
+    }
     assert identity["user_id"].nunique() == 3
 
 
 def test_same_key_in_two_types_is_two_identifiers() -> None:
-    identity = resolve(_links(("openid", "x", "member_id", "m1")), pd.DataFrame({"user_key_type": ["device_id"], "user_key": ["x"]}))
+    identity = resolve(
+        _links(("openid", "x", "member_id", "m1")), pd.DataFrame({"user_key_type": ["device_id"], "user_key": ["x"]})
+    )
     assert _person(identity, "openid", "x") != _person(identity, "device_id", "x")
 
 
 def test_idempotent_and_incremental() -> None:
     first = resolve(_links(("openid", "o1", "member_id", "m1"), ("device_id", "d2", "phone_hash", "p2")), NO_KEYS)
-    assert resolve(_links(("openid", "o1", "member_id", "m1"), ("device_id", "d2", "phone_hash", "p2")), NO_KEYS).equals(first)
+    assert resolve(
+        _links(("openid", "o1", "member_id", "m1"), ("device_id", "d2", "phone_hash", "p2")), NO_KEYS
+    ).equals(first)
     # A later link (the member binds the phone at the till) merges two people; earlier merges are kept
     # even though the earlier links are not passed again.
     second = resolve(_links(("member_id", "m1", "phone_hash", "p2")), NO_KEYS, previous=first)
@@ -55,7 +66,9 @@ def test_unseen_identifiers_become_their_own_person() -> None:
 
 
 def test_pairwise_scores_catch_wrong_merges_and_missed_ones() -> None:
-    truth = pd.DataFrame({"user_key_type": ["openid"] * 4, "user_key": list("abcd"), "true_user_id": ["A", "A", "B", "B"]})
+    truth = pd.DataFrame(
+        {"user_key_type": ["openid"] * 4, "user_key": list("abcd"), "true_user_id": ["A", "A", "B", "B"]}
+    )
     perfect = truth.rename(columns={"true_user_id": "user_id"})
     assert pairwise_precision_recall(perfect, truth) == (1.0, 1.0)
     everyone = perfect.assign(user_id="X")

@@ -1,9 +1,10 @@
-"""Start the real BentoML server in its own process group and always stop it again."""
+"""Start the BentoML server in its own process group and always stop it again (tests, benchmarks)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +15,26 @@ from pathlib import Path
 import httpx
 
 from siyu.settings import Settings
-from tests.conftest import free_port, settings_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as SIYU_* variables, for a server started in another process."""
+    return {
+        **os.environ,
+        "SIYU_DATA_DIR": str(settings.data_dir),
+        "SIYU_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "SIYU_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "SIYU_FEAST_PROJECT": settings.feast_project,
+        "SIYU_ONLINE_STORE": settings.online_store,
+    }
 
 
 @contextmanager
