@@ -14,7 +14,15 @@ from siyu.data.generator import generate_world
 from siyu.data.world import WorldConfig
 from siyu.settings import Settings
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def _find_shared_data() -> Path:
+    """The read-only real samples: $SIYU_SHARED_DATA, else shared/data beside the checkout."""
+    candidates = [Path(os.environ["SIYU_SHARED_DATA"])] if os.environ.get("SIYU_SHARED_DATA") else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED_DATA = _find_shared_data()
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # A world small enough to generate in a second, big enough for identity merges and stock-outs.
@@ -72,10 +80,23 @@ def redis_available() -> bool:
         return False
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_shared_data() -> None:
+    """The real-data tests skip on a machine without the samples, but never in CI."""
+    if SHARED_DATA.is_dir():
+        return
+    if in_ci():
+        pytest.fail(f"CI=true but the shared data samples are missing (looked in {SHARED_DATA})")
+    pytest.skip(f"shared data samples not found at {SHARED_DATA} (set SIYU_SHARED_DATA)")
+
+
 def require_redis() -> None:
     """Skip without Redis on a developer machine, but never in CI, where Redis must be there."""
     if redis_available():
         return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail("CI=true but no Redis answers on 127.0.0.1:6379")
     pytest.skip("no Redis server on 127.0.0.1:6379 (start one to run the Redis online-store tests)")

@@ -1,6 +1,6 @@
 """Importers against the real Taobao and UCI Online Retail samples, and against files broken on purpose.
 
-The samples under /work/shared/data are read-only: tests read them directly or copy slices into tmp_path.
+The shared real samples are read-only: tests read them directly or copy slices into tmp_path.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ from siyu.data.importers import (
 from siyu.data.schema import EVENT_SCHEMA, ITEM_SCHEMA, PRICE_SCHEMA
 from siyu.data.store import read_table, to_table, write_table_atomic
 from siyu.settings import Settings
+from tests.conftest import SHARED_DATA, require_shared_data
 
-SHARED = Path("/work/shared/data")
-TAOBAO = SHARED / "taobao" / "UserBehavior_head.csv"
-RETAIL = SHARED / "online_retail" / "online-retail.csv.gz"
+TAOBAO = SHARED_DATA / "taobao" / "UserBehavior_head.csv"
+RETAIL = SHARED_DATA / "online_retail" / "online-retail.csv.gz"
 
-pytestmark = pytest.mark.skipif(not (TAOBAO.exists() and RETAIL.exists()), reason="shared samples not mounted")
+
+@pytest.fixture(autouse=True)
+def _samples_present() -> None:
+    require_shared_data()
 
 
 # ----------------------------------------------------------------------------------------------- helpers
