@@ -153,7 +153,14 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Serve the API with BentoML (replaces this process)."""
+    from training.pipeline import has_champion
+
     settings = _settings(data_dir)
+    if not has_champion(settings):
+        raise _fail(
+            f"no @champion '{settings.conversion_model_name}' model in {settings.mlflow_tracking_uri}:"
+            " run `siyu bootstrap` (synthetic world) or `siyu train conversion` first"
+        )
     env = {**os.environ, "SIYU_DATA_DIR": str(settings.data_dir)}
     bentoml = Path(sys.executable).with_name("bentoml")
     args = [

@@ -49,7 +49,9 @@ def resolve(links: pd.DataFrame, event_keys: pd.DataFrame, previous: pd.DataFram
         edges_a.append(prev_nodes)
         edges_b.append(anchor)
         nodes.append(prev_nodes)
-    codes, uniques = pd.factorize(pd.concat(nodes, ignore_index=True))
+    _, uniques = pd.factorize(pd.concat(nodes, ignore_index=True))
+    if len(uniques) == 0:
+        return schema.IDENTITY_MAP_SCHEMA.empty_table().to_pandas()
     index = pd.Series(np.arange(len(uniques)), index=uniques)
     src = index[pd.concat(edges_a, ignore_index=True)].to_numpy()
     dst = index[pd.concat(edges_b, ignore_index=True)].to_numpy()
