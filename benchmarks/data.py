@@ -31,7 +31,7 @@ def generator_run(users: int, items: int, days: int, out: Path) -> dict:
 
 
 def run(quick: bool, shared_data: Path) -> tuple[dict, list[str]]:
-    size = (20_000, 1_000, 30) if quick else (250_000, 5_000, 90)
+    size = (20_000, 1_000, 30) if quick else (270_000, 5_000, 100)
     figures: dict[str, object] = {}
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:

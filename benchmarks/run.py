@@ -1,4 +1,4 @@
-"""Run every benchmark area and write reports/<area>.json and reports/<area>.md."""
+"""Run the benchmark areas and write reports/<area>.json and reports/<area>.md."""
 
 from __future__ import annotations
 
@@ -14,20 +14,29 @@ from benchmarks.report import write_report
 from tests.conftest import SHARED_DATA
 
 console = Console(stderr=True)
+AREAS = ("data", "conversion", "serving")
 
 
-def main(quick: Annotated[bool, typer.Option(help="small sizes: a few minutes in all")] = False) -> None:
+def main(
+    quick: Annotated[bool, typer.Option(help="small sizes: a few minutes in all")] = False,
+    only: Annotated[list[str] | None, typer.Option(help=f"run only these areas ({', '.join(AREAS)})")] = None,
+) -> None:
+    areas = set(only or AREAS)
+    if unknown := areas - set(AREAS):
+        raise typer.BadParameter(f"unknown area(s) {sorted(unknown)}; expected some of {AREAS}")
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        with console.status("data: generator, importers, identity"):
-            figures, notes = data.run(quick, SHARED_DATA)
-        console.print(f"wrote {write_report('data', figures, notes)}")
-        with console.status("conversion: generate, features, train"):
-            settings, figures, notes = models.prepare(quick, root)
-        console.print(f"wrote {write_report('conversion', figures, notes)}")
-        with console.status("serving: /recommend latency"):
-            figures, notes = serving.run(settings, quick, root)
-        console.print(f"wrote {write_report('serving', figures, notes)}")
+        if "data" in areas:
+            with console.status("data: generator, importers, identity"):
+                figures, notes = data.run(quick, SHARED_DATA)
+            console.print(f"wrote {write_report('data', figures, notes)}")
+        if areas & {"conversion", "serving"}:
+            with console.status("conversion: generate, features, train"):
+                settings, figures, notes = models.prepare(quick, Path(tmp))
+            console.print(f"wrote {write_report('conversion', figures, notes)}")
+        if "serving" in areas:
+            with console.status("serving: /recommend latency"):
+                figures, notes = serving.run(settings, quick, Path(tmp))
+            console.print(f"wrote {write_report('serving', figures, notes)}")
 
 
 if __name__ == "__main__":

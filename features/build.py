@@ -165,8 +165,9 @@ def _item_snapshots(
     units_7d, views_7d, views_30d = _window(cum_units, 7), _window(cum_views, 7), _window(cum_views, 30)
 
     list_price = items.set_index("item_id")["list_price"].reindex(item_index).to_numpy(dtype=float)
-    price = _daily_grid(prices, "price", item_index, first_day, n_days)
-    if np.isnan(price).all():  # imported logs without a price book: last price seen in events
+    book_price = _daily_grid(prices, "price", item_index, first_day, n_days)
+    price = book_price
+    if np.isnan(book_price).all():  # imported logs without a price book: last price seen in events
         price = _last_seen_price(events.loc[has_item], codes, d, n, n_days)
     list_filled = np.where(np.isnan(list_price), pd.DataFrame(price).max(axis=1).to_numpy(), list_price)
     stock = _daily_grid(inventory, "stock", item_index, first_day, n_days)
@@ -184,7 +185,9 @@ def _item_snapshots(
         "popularity_trend": (views_7d * 30 / 7 + 1) / (views_30d + 1),
         "conversion_30d": _window(cum_purchases, 30) / (views_30d + 1),
     }
-    keep = np.ones((n, n_days + 1), dtype=bool)
+    # An item gets a snapshot while it is on sale (priced) or was seen in the last 90 days: a large
+    # imported catalogue of long-dead items would otherwise fill the store with empty rows.
+    keep = ~np.isnan(book_price) | (_window(cum_views + cum_units, 90) > 0)
     keep[:, 0] = False
     return _snapshots(item_index, first_day, item_cols, keep, "item_id")
 

@@ -24,7 +24,7 @@ from rich.progress import Progress
 
 from siyu.data import schema
 from siyu.data.simulate import Simulator
-from siyu.data.store import to_table, write_table_atomic
+from siyu.data.store import to_table
 from siyu.data.world import (
     WorldConfig,
     identity_links,
@@ -153,7 +153,7 @@ def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int
                     "item_id": items.ids,
                     "category_id": [f"c{k:02d}" for k in items.category],
                     "brand_id": [f"b{k:03d}" for k in items.brand],
-                    "title": [f"item {i} of category {k}" for i, k in zip(items.ids, items.category)],
+                    "title": [f"item {i} of category {k}" for i, k in zip(items.ids, items.category, strict=True)],
                     "list_price": items.list_price,
                     "cost": items.cost,
                 }
@@ -178,7 +178,7 @@ def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int
     return counts
 
 
-def _write_truth(cfg: WorldConfig, truth: Path, users, items) -> None:  # noqa: ANN001 - world dataclasses
+def _write_truth(cfg: WorldConfig, truth: Path, users, items) -> None:
     identity_truth(users).to_parquet(truth / "identity.parquet", index=False)
     pd.DataFrame(
         {

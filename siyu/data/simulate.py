@@ -66,7 +66,7 @@ class Simulator:
         users, items = self.users, self.items
         category_share = np.diff(users.category_cdf, prepend=0.0, axis=1).mean(axis=0)
         within = np.zeros(self.cfg.items)
-        for members, cdf in zip(items.members_of_category, items.within_category_cdf):
+        for members, cdf in zip(items.members_of_category, items.within_category_cdf, strict=True):
             within[members] = np.diff(cdf, prepend=0.0)
         item_share = category_share[items.category] * within
         impressions_per_day = users.visit_rate.sum() * 0.8 * (1 + ONLINE_ITEMS_PER_SESSION)
@@ -156,7 +156,9 @@ class Simulator:
         cdf = self.users.category_cdf[imp_user]
         category = (self.rng.random(imp_user.size)[:, None] > cdf).sum(axis=1)
         chosen = np.empty(imp_user.size, dtype=np.int64)
-        for k, (members, within) in enumerate(zip(self.items.members_of_category, self.items.within_category_cdf)):
+        for k, (members, within) in enumerate(
+            zip(self.items.members_of_category, self.items.within_category_cdf, strict=True)
+        ):
             rows = np.flatnonzero(category == k)
             if rows.size:
                 chosen[rows] = members[np.searchsorted(within, self.rng.random(rows.size))]

@@ -83,5 +83,12 @@ def test_broken_json_is_a_4xx(server) -> None:
 
 def test_health_endpoints(server) -> None:
     base, _ = server
-    for path in ("/healthz", "/readyz", "/livez"):
+    for path in ("/healthz", "/readyz", "/livez", "/docs.json"):
         assert httpx.get(f"{base}{path}", timeout=10).status_code == 200
+
+
+def test_prometheus_metrics_count_recommend_requests(server) -> None:
+    base, _ = server
+    httpx.post(f"{base}/recommend", json={"user_id": "metrics-probe", "k": 1}, timeout=30)
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    assert 'bentoml_service_request_duration_seconds_count{endpoint="/recommend",http_response_code="200"' in metrics
