@@ -46,6 +46,8 @@ ITEM_FEATURES: tuple[str, ...] = (
     "popularity_trend",
     "conversion_30d",
 )
+USER_CATEGORY_FEATURES: tuple[str, ...] = ("category_views_30d", "category_carts_30d", "category_purchases_30d")
+AFFINITY_WINDOW_DAYS = 30
 NEVER_PURCHASED_DAYS = 365.0  # recency for users with no purchase yet: "longer ago than we look"
 
 
@@ -54,6 +56,7 @@ class FeatureTables:
     user: pd.DataFrame  # user_id, event_timestamp, USER_FEATURES
     item: pd.DataFrame  # item_id, event_timestamp, ITEM_FEATURES
     item_meta: pd.DataFrame  # item_id, category_id: static, served from the in-process item table
+    user_category: pd.DataFrame  # user_id, category_id, event_timestamp, USER_CATEGORY_FEATURES
 
 
 def _day_grid(keys: pd.Series, day: np.ndarray, values: np.ndarray, n_keys: int, n_days: int) -> np.ndarray:
@@ -136,7 +139,35 @@ def build_feature_tables(
     user = _snapshots(user_index, first_day, user_cols, seen_90d, "user_id")
     item = _item_snapshots(events, day, n_days, first_day, items, prices, inventory)
     meta = items[["item_id", "category_id"]].drop_duplicates("item_id")
-    return FeatureTables(user=user, item=item, item_meta=meta)
+    user_category = _user_category_steps(events, day, meta, first_day)
+    return FeatureTables(user=user, item=item, item_meta=meta, user_category=user_category)
+
+
+def _user_category_steps(
+    events: pd.DataFrame, day: np.ndarray, meta: pd.DataFrame, first_day: pd.Timestamp
+) -> pd.DataFrame:
+    """How much a user engaged with a category in the last 30 days, as a step function in time.
+
+    A user x category x day grid would be mostly zeros, so only the days the value changes get a
+    row: +count the midnight after the activity, -count when it leaves the window. Feast's
+    point-in-time join then reads the value in force at any moment, like a daily snapshot would.
+    """
+    kinds = {"view": "category_views_30d", "add_to_cart": "category_carts_30d", "purchase": "category_purchases_30d"}
+    frame = pd.DataFrame({"user_id": events["user_id"], "item_id": events["item_id"], "day": day})
+    for kind, name in kinds.items():
+        frame[name] = (events["event_type"] == kind).to_numpy(dtype=np.float32)
+    frame = frame[events["event_type"].isin(list(kinds)).to_numpy() & events["item_id"].notna().to_numpy()]
+    frame = frame.merge(meta, on="item_id", how="inner")
+    keys = ["user_id", "category_id"]
+    daily = frame.groupby([*keys, "day"], as_index=False)[list(kinds.values())].sum()
+    enters = daily.assign(step=daily["day"] + 1)
+    leaves = daily.assign(step=daily["day"] + 1 + AFFINITY_WINDOW_DAYS)
+    leaves[list(kinds.values())] *= -1
+    steps = pd.concat([enters, leaves]).groupby([*keys, "step"], as_index=False)[list(kinds.values())].sum()
+    steps = steps.sort_values([*keys, "step"], ignore_index=True)
+    steps[list(kinds.values())] = steps.groupby(keys)[list(kinds.values())].cumsum().round(3)
+    steps["event_timestamp"] = first_day + pd.to_timedelta(steps["step"], unit="D")
+    return steps[[*keys, "event_timestamp", *kinds.values()]]
 
 
 def _item_snapshots(
@@ -185,10 +216,9 @@ def _item_snapshots(
         "popularity_trend": (views_7d * 30 / 7 + 1) / (views_30d + 1),
         "conversion_30d": _window(cum_purchases, 30) / (views_30d + 1),
     }
-    # An item gets a snapshot while it is on sale (priced) or was seen in the last 90 days: a large
-    # imported catalogue of long-dead items would otherwise fill the store with empty rows.
+    # An item gets a snapshot while it is on sale (priced, from the first midnight on) or was seen in
+    # the last 90 days: a large imported catalogue of long-dead items would otherwise fill the store.
     keep = ~np.isnan(book_price) | (_window(cum_views + cum_units, 90) > 0)
-    keep[:, 0] = False
     return _snapshots(item_index, first_day, item_cols, keep, "item_id")
 
 

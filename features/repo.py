@@ -11,36 +11,43 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
 from feast.types import Float32
 
-from features.build import ITEM_FEATURES, USER_FEATURES, FeatureTables
+from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES, FeatureTables
 from siyu.data.store import write_table_atomic
 from siyu.settings import Settings
 
 USER_VIEW = "user_features"
 ITEM_VIEW = "item_features"
+USER_CATEGORY_VIEW = "user_category_features"
 SNAPSHOT_TTL = timedelta(days=120)  # older snapshots count as "no data" at read time
 
 user_entity = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING, description="unified user id")
 item_entity = Entity(name="item", join_keys=["item_id"], value_type=ValueType.STRING, description="SKU")
+category_entity = Entity(
+    name="category", join_keys=["category_id"], value_type=ValueType.STRING, description="item category"
+)
 
 
 def source_paths(settings: Settings) -> dict[str, Path]:
-    return {
-        USER_VIEW: settings.features_dir / "user_features.parquet",
-        ITEM_VIEW: settings.features_dir / "item_features.parquet",
-    }
+    return {name: settings.features_dir / f"{name}.parquet" for name in (USER_VIEW, ITEM_VIEW, USER_CATEGORY_VIEW)}
+
+
+def item_meta_path(settings: Settings) -> Path:
+    """Static item attributes (category) that training joins on and serving keeps in memory."""
+    return settings.features_dir / "item_meta.parquet"
 
 
 def feature_views(settings: Settings) -> list[FeatureView]:
     paths = source_paths(settings)
 
-    def view(name: str, entity: Entity, features: tuple[str, ...], doc: str) -> FeatureView:
+    def view(name: str, entities: list[Entity], features: tuple[str, ...], doc: str) -> FeatureView:
         source = FileSource(name=f"{name}_source", path=str(paths[name].resolve()), timestamp_field="event_timestamp")
         return FeatureView(
             name=name,
-            entities=[entity],
+            entities=entities,
             ttl=SNAPSHOT_TTL,
             schema=[Field(name=f, dtype=Float32) for f in features],
             source=source,
@@ -49,8 +56,14 @@ def feature_views(settings: Settings) -> list[FeatureView]:
         )
 
     return [
-        view(USER_VIEW, user_entity, USER_FEATURES, "RFM, activity and channel mix, daily point-in-time snapshots"),
-        view(ITEM_VIEW, item_entity, ITEM_FEATURES, "price, stock, turnover and popularity, daily snapshots"),
+        view(USER_VIEW, [user_entity], USER_FEATURES, "RFM, activity and channel mix, daily point-in-time snapshots"),
+        view(ITEM_VIEW, [item_entity], ITEM_FEATURES, "price, stock, turnover and popularity, daily snapshots"),
+        view(
+            USER_CATEGORY_VIEW,
+            [user_entity, category_entity],
+            USER_CATEGORY_FEATURES,
+            "user x category engagement over the last 30 days (rows where it changes)",
+        ),
     ]
 
 
@@ -78,19 +91,15 @@ def feature_store(settings: Settings) -> FeatureStore:
 
 def write_sources(tables: FeatureTables, settings: Settings) -> None:
     """Write the snapshot tables the file sources point at (atomically: readers never see half a file)."""
-    import pyarrow as pa
-
     paths = source_paths(settings)
-    for name, frame in ((USER_VIEW, tables.user), (ITEM_VIEW, tables.item)):
+    for name, frame in ((USER_VIEW, tables.user), (ITEM_VIEW, tables.item), (USER_CATEGORY_VIEW, tables.user_category)):
         write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths[name])
-    write_table_atomic(
-        pa.Table.from_pandas(tables.item_meta, preserve_index=False), settings.features_dir / "item_meta.parquet"
-    )
+    write_table_atomic(pa.Table.from_pandas(tables.item_meta, preserve_index=False), item_meta_path(settings))
 
 
 def apply(settings: Settings) -> FeatureStore:
     store = feature_store(settings)
-    store.apply([user_entity, item_entity, *feature_views(settings)])
+    store.apply([user_entity, item_entity, category_entity, *feature_views(settings)])
     return store
 
 

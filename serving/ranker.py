@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from features.build import USER_FEATURES
-from features.repo import ITEM_VIEW, USER_VIEW, feature_store, source_paths
+from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
 from siyu.settings import Settings
 from training.dataset import MODEL_FEATURES, add_context_features
 from training.tracking import CHAMPION, alias_version, use_registry
 
 MAX_CANDIDATES = 500  # most popular in-stock items scored per request
 USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES]
+USER_CATEGORY_REFS = [f"{USER_CATEGORY_VIEW}:{f}" for f in USER_CATEGORY_FEATURES]
 
 
 class ModelNotFoundError(RuntimeError):
@@ -51,7 +52,7 @@ def latest_item_table(settings: Settings) -> pd.DataFrame:
     """Newest snapshot per item, with its category, ordered by popularity (units then views, last 30 days)."""
     snapshots = pd.read_parquet(source_paths(settings)[ITEM_VIEW])
     latest = snapshots.sort_values("event_timestamp").groupby("item_id", as_index=False).last()
-    meta = pd.read_parquet(settings.features_dir / "item_meta.parquet")
+    meta = pd.read_parquet(item_meta_path(settings))
     table = latest.merge(meta, on="item_id", how="left")
     table["in_stock"] = table["stock"].isna() | (table["stock"] > 0)
     return table.sort_values(["units_30d", "item_views_30d"], ascending=False, ignore_index=True)
@@ -101,11 +102,24 @@ class Ranker:
             for i, u in zip(table["item_id"], table["units_30d"], strict=True)
         ]
 
+    def category_rows(self, user_id: str, categories: list[str]) -> pd.DataFrame:
+        """The user's engagement with each candidate category (one online read, one row per category)."""
+        rows = [{"user_id": user_id, "category_id": c} for c in categories]
+        found = self.store.get_online_features(features=USER_CATEGORY_REFS, entity_rows=rows).to_df()
+        return found[["category_id", *USER_CATEGORY_FEATURES]]
+
     def recommend(
         self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None
     ) -> RecommendResult:
+        with self._lock:
+            items = self.items
+        candidates = items[items["in_stock"]].head(MAX_CANDIDATES)
         try:
             user = self.user_row(user_id)
+            known = any(value is not None for value in user.values())
+            affinity = (
+                self.category_rows(user_id, candidates["category_id"].dropna().unique().tolist()) if known else None
+            )
         except Exception as exc:
             return RecommendResult(
                 self.popular(k),
@@ -113,15 +127,13 @@ class Ranker:
                 degraded=True,
                 notes=[f"online store unavailable: {type(exc).__name__}"],
             )
-        if all(value is None for value in user.values()):
+        if affinity is None:
             return RecommendResult(
                 self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"]
             )
-        with self._lock:
-            items = self.items
-        candidates = items[items["in_stock"]].head(MAX_CANDIDATES).copy()
         if candidates.empty:
             return RecommendResult([], fallback="popular", model_version=self.model_version, notes=["nothing in stock"])
+        candidates = candidates.merge(affinity, on="category_id", how="left")
         for name, value in user.items():
             candidates[name] = np.nan if value is None else value
         candidates["price_shown"] = candidates["price"]

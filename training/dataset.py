@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from features.build import ITEM_FEATURES, USER_FEATURES
-from features.repo import ITEM_VIEW, USER_VIEW
+from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES
+from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, item_meta_path
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table
@@ -24,8 +24,8 @@ from siyu.settings import Settings
 # Item features the ranker does not take from Feast: the price it scores is the one being shown
 # (a request-time input), so a stale snapshot price must not compete with it.
 ITEM_MODEL_FEATURES = tuple(f for f in ITEM_FEATURES if f not in ("price", "discount_depth"))
-CONTEXT_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg", "hour", "is_app")
-MODEL_FEATURES = (*USER_FEATURES, *ITEM_MODEL_FEATURES, *CONTEXT_FEATURES)
+CONTEXT_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg", "category_view_share_30d", "hour", "is_app")
+MODEL_FEATURES = (*USER_FEATURES, *ITEM_MODEL_FEATURES, *USER_CATEGORY_FEATURES, *CONTEXT_FEATURES)
 # Conversion must never rise with price, other things equal: every feature that grows with the
 # shown price is constrained to a non-increasing effect.
 PRICE_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg")
@@ -69,6 +69,12 @@ def labelled_impressions(events: pd.DataFrame) -> pd.DataFrame:
 def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Request-time features: the shown price relative to list and to what this user usually pays."""
     frame = frame.copy()
+    # No user x category row in force means no engagement with that category in the window.
+    frame[list(USER_CATEGORY_FEATURES)] = frame[list(USER_CATEGORY_FEATURES)].fillna(0.0)
+    views = frame["views_30d"].to_numpy(dtype=float)
+    frame["category_view_share_30d"] = np.divide(
+        frame["category_views_30d"].to_numpy(dtype=float), views, out=np.zeros_like(views), where=views > 0
+    )
     frame["price_vs_list"] = frame["price_shown"] / frame["list_price"]
     frame["price_vs_user_avg"] = frame["price_shown"] / frame["avg_paid_price_90d"]
     frame["hour"] = frame["event_timestamp"].dt.hour.astype(np.float32)
@@ -76,8 +82,29 @@ def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def feature_refs() -> list[str]:
-    return [f"{USER_VIEW}:{f}" for f in USER_FEATURES] + [f"{ITEM_VIEW}:{f}" for f in ITEM_MODEL_FEATURES]
+# (feature view, its join keys, the features the ranker reads from it)
+JOINED_VIEWS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    (USER_VIEW, ("user_id",), USER_FEATURES),
+    (ITEM_VIEW, ("item_id",), ITEM_MODEL_FEATURES),
+    (USER_CATEGORY_VIEW, ("user_id", "category_id"), USER_CATEGORY_FEATURES),
+)
+
+
+def point_in_time_join(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Every feature view joined as of each row's timestamp, keeping every row.
+
+    Feast's file offline store drops an entity row when a view has no feature row at or before
+    its timestamp (a new user's first session, say), which would silently take new users out of
+    training and evaluation. So each view is joined on its own and merged back by row number:
+    "no history yet" stays a row, with missing values.
+    """
+    base = entity_df.reset_index(drop=True).assign(_row=np.arange(len(entity_df)))
+    out = base
+    for view, keys, features in JOINED_VIEWS:
+        request = base[[*keys, "event_timestamp", "_row"]]
+        joined = store.get_historical_features(entity_df=request, features=[f"{view}:{f}" for f in features]).to_df()
+        out = out.merge(joined[["_row", *features]], on="_row", how="left")
+    return out.drop(columns="_row")
 
 
 def build_training_set(
@@ -94,9 +121,12 @@ def build_training_set(
     impressions = labelled_impressions(events)
     if impressions.empty:
         raise ValueError("no online views to learn from: the event log has no `view` events with an item")
+    categories = pd.read_parquet(item_meta_path(settings))
+    impressions = impressions.merge(categories, on="item_id", how="left")
+    impressions["category_id"] = impressions["category_id"].fillna("unknown")
     if max_rows is not None and len(impressions) > max_rows:
         impressions = impressions.sample(max_rows, random_state=seed)
-    joined = store.get_historical_features(entity_df=impressions, features=feature_refs()).to_df()
+    joined = point_in_time_join(store, impressions)
     frame = add_context_features(joined).sort_values("event_timestamp", ignore_index=True)
     cutoff = frame["event_timestamp"].quantile(1 - holdout_fraction)
     return TrainingSet(frame=frame, cutoff=cutoff)

@@ -9,7 +9,10 @@ import pytest
 
 from features import repo
 from serving.ranker import Ranker
-from training.dataset import PRICE_FEATURES, build_training_set
+from siyu.data import schema
+from siyu.data.identity import attach_user_ids
+from siyu.data.store import read_table
+from training.dataset import PRICE_FEATURES, build_training_set, labelled_impressions
 from training.tracking import CHAMPION, use_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,9 +50,12 @@ def test_training_rows_only_see_snapshots_from_before_the_impression(trained_sys
     settings, _ = trained_system
     snapshots = pd.read_parquet(repo.source_paths(settings)[repo.USER_VIEW])
     frame = training_set.frame.sample(500, random_state=1)
+    ns = "datetime64[ns, UTC]"
+    left = frame.sort_values("event_timestamp")[["user_id", "event_timestamp"]].astype({"event_timestamp": ns})
+    right = snapshots.sort_values("event_timestamp")[["user_id", "event_timestamp", "purchases_7d", "views_7d"]]
     expected = pd.merge_asof(
-        frame.sort_values("event_timestamp")[["user_id", "event_timestamp"]],
-        snapshots.sort_values("event_timestamp")[["user_id", "event_timestamp", "purchases_7d", "views_7d"]],
+        left,
+        right.astype({"event_timestamp": ns}),
         on="event_timestamp",
         by="user_id",
         allow_exact_matches=True,
@@ -64,6 +70,20 @@ def test_training_rows_only_see_snapshots_from_before_the_impression(trained_sys
     assert (used <= got["event_timestamp"]).all()
     assert (training_set.train["event_timestamp"] < training_set.cutoff).all()
     assert (training_set.holdout["event_timestamp"] >= training_set.cutoff).all()
+
+
+def test_every_impression_is_kept_even_without_history(trained_system, training_set) -> None:
+    """New users' first sessions have no snapshot yet; they must stay in the set with missing features."""
+    settings, _ = trained_system
+    full = build_training_set(settings, repo.feature_store(settings), max_rows=None)
+    events = attach_user_ids(
+        read_table(settings.events_dir, schema.EVENT_SCHEMA),
+        read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA),
+    )
+    assert len(full.frame) == len(labelled_impressions(events))
+    no_history = full.frame["recency_days"].isna()
+    assert no_history.any() and (~no_history).any()
+    assert full.frame.loc[no_history, "stock"].notna().all(), "item features must survive a missing user row"
 
 
 def test_online_store_outage_degrades_to_popular_instead_of_failing(trained_system) -> None:
