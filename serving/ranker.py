@@ -71,10 +71,10 @@ class Ranker:
             )
         self.model_version = version
         use_registry(settings)
-        self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}@{CHAMPION}")
+        # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
+        self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
         self.store: FeatureStore = feature_store(settings)
         self.items = latest_item_table(settings)
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_items, name="item-table-refresh", daemon=True).start()
 
@@ -84,8 +84,7 @@ class Ranker:
                 table = latest_item_table(self.settings)
             except (OSError, ValueError):
                 continue  # keep serving the table we have; the next tick tries again
-            with self._lock:
-                self.items = table
+            self.items = table  # one reference swap: requests keep the table they started with
 
     def close(self) -> None:
         self._stop.set()
@@ -111,8 +110,7 @@ class Ranker:
     def recommend(
         self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None
     ) -> RecommendResult:
-        with self._lock:
-            items = self.items
+        items = self.items
         candidates = items[items["in_stock"]].head(MAX_CANDIDATES)
         try:
             user = self.user_row(user_id)

@@ -31,6 +31,7 @@ class RecommendResponse(BaseModel):
         False, description="true when a dependency (the online store) failed and a fallback answered"
     )
     model_version: str | None = None
+    notes: list[str] = Field(default_factory=list, description="why a fallback answered, when one did")
 
 
 @bentoml.service(name="siyu", traffic={"timeout": 30})
@@ -53,4 +54,5 @@ class Siyu:
             fallback=result.fallback,
             degraded=result.degraded,
             model_version=result.model_version,
+            notes=result.notes,
         )

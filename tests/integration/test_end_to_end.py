@@ -57,6 +57,7 @@ def test_unknown_user_gets_popular_items(server) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["fallback"] == "popular" and len(body["items"]) == 5
+    assert body["notes"] == ["unknown user"]
 
 
 @pytest.mark.parametrize(
