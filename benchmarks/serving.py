@@ -65,7 +65,9 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
     }
     notes = [
         f"{requests:,} sequential POST /recommend (k=10) over HTTP to one BentoML process, random known users",
-        "floor = the same ranking in-process (one Feast online read + LightGBM over the candidates), same users",
+        "floor = the same ranking in-process (Feast online reads of the user row and the user x candidate-category"
+        " rows, then LightGBM over the candidates), same users, interleaved with the HTTP calls",
+        "feast_online_read = the user-row read alone",
         f"online store: {settings.online_store}; candidates per request: up to 500 in-stock items",
     ]
     return figures, notes
