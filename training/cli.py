@@ -82,7 +82,9 @@ def data_identity(data_dir: DataDir = None) -> None:
     from siyu.data.identity import build_identity_map, pairwise_precision_recall
 
     settings = _settings(data_dir)
-    console.print(build_identity_map(settings).summary())
+    with console.status("resolving identities"):
+        report = build_identity_map(settings)
+    console.print(report.summary())
     truth = settings.truth_dir / "identity.parquet"
     if truth.exists():
         p, r = pairwise_precision_recall(pd.read_parquet(settings.identity_map_path), pd.read_parquet(truth))
@@ -95,7 +97,9 @@ def features_build(data_dir: DataDir = None) -> None:
     from training.pipeline import build_features
 
     try:
-        console.print(build_features(_settings(data_dir)).summary())
+        with console.status("resolving identities, computing snapshots, applying the Feast repo"):
+            report = build_features(_settings(data_dir))
+        console.print(report.summary())
     except ValueError as exc:
         raise _fail(str(exc)) from exc
 
@@ -105,7 +109,8 @@ def features_apply(data_dir: DataDir = None) -> None:
     """Register entities and feature views with the Feast registry."""
     from features import repo
 
-    repo.apply(_settings(data_dir))
+    with console.status("applying the Feast repo"):
+        repo.apply(_settings(data_dir))
     console.print("feature repo applied")
 
 

@@ -56,7 +56,9 @@ def bootstrap(
     if not any(settings.events_dir.glob("*.parquet")):
         console.print(f"generating a synthetic world: {world}")
         console.print(generate_world(world, settings).summary())
-    console.print(build_features(settings).summary())
+    with console.status("resolving identities, computing snapshots, applying the Feast repo"):
+        report = build_features(settings)
+    console.print(report.summary())
     repo.materialize(settings)
     result = train_and_register(settings, console=console)
     console.print(result.summary())
