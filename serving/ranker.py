@@ -20,7 +20,7 @@ from feast import FeatureStore
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
 from siyu.settings import Settings
-from training.dataset import MODEL_FEATURES, add_context_features
+from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
 from training.tracking import CHAMPION, alias_version, use_registry
 
 MAX_CANDIDATES = 500  # most popular in-stock items scored per request
@@ -58,6 +58,26 @@ def latest_item_table(settings: Settings) -> pd.DataFrame:
     return table.sort_values(["units_30d", "item_views_30d"], ascending=False, ignore_index=True)
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """The item table and, cut from it once per refresh, the candidates every request scores.
+
+    Candidates are kept as column arrays: building one DataFrame from arrays per request is far
+    cheaper than inserting user columns into a frame one by one.
+    """
+
+    items: pd.DataFrame
+    candidates: dict[str, np.ndarray]
+    categories: list[str]
+
+    @classmethod
+    def from_items(cls, items: pd.DataFrame) -> Catalog:
+        chosen = items[items["in_stock"]].head(MAX_CANDIDATES)
+        names = ["item_id", "category_id", "price", *ITEM_MODEL_FEATURES]
+        columns = {name: chosen[name].to_numpy() for name in names}
+        return cls(items, columns, chosen["category_id"].dropna().unique().tolist())
+
+
 class Ranker:
     """Holds the champion model, the Feast store and the item table for the lifetime of the service."""
 
@@ -74,17 +94,17 @@ class Ranker:
         # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
         self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
         self.store: FeatureStore = feature_store(settings)
-        self.items = latest_item_table(settings)
+        self.catalog = Catalog.from_items(latest_item_table(settings))
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_items, name="item-table-refresh", daemon=True).start()
 
     def _refresh_items(self) -> None:
         while not self._stop.wait(self.settings.item_refresh_seconds):
             try:
-                table = latest_item_table(self.settings)
-            except (OSError, ValueError):
-                continue  # keep serving the table we have; the next tick tries again
-            self.items = table  # one reference swap: requests keep the table they started with
+                catalog = Catalog.from_items(latest_item_table(self.settings))
+            except (OSError, ValueError, KeyError):
+                continue  # keep serving the catalog we have; the next tick tries again
+            self.catalog = catalog  # one reference swap: requests keep the catalog they started with
 
     def close(self) -> None:
         self._stop.set()
@@ -95,7 +115,8 @@ class Ranker:
         return {f: row[f][0] for f in USER_FEATURES}
 
     def popular(self, k: int) -> list[Recommendation]:
-        table = self.items[self.items["in_stock"]].head(k)
+        items = self.catalog.items
+        table = items[items["in_stock"]].head(k)
         return [
             Recommendation(i, float(u), "popular in the last 30 days")
             for i, u in zip(table["item_id"], table["units_30d"], strict=True)
@@ -104,21 +125,18 @@ class Ranker:
     def category_rows(self, user_id: str, categories: list[str]) -> pd.DataFrame:
         """The user's engagement with each candidate category (one online read, one row per category)."""
         rows = [{"user_id": user_id, "category_id": c} for c in categories]
-        found = self.store.get_online_features(features=USER_CATEGORY_REFS, entity_rows=rows).to_df()
-        return found[["category_id", *USER_CATEGORY_FEATURES]]
+        found = self.store.get_online_features(features=USER_CATEGORY_REFS, entity_rows=rows).to_dict()
+        return pd.DataFrame({f: found[f] for f in USER_CATEGORY_FEATURES}, index=found["category_id"], dtype=float)
 
     def recommend(
         self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None
     ) -> RecommendResult:
-        items = self.items
-        candidates = items[items["in_stock"]].head(MAX_CANDIDATES)
+        catalog = self.catalog
         try:
             user = self.user_row(user_id)
             known = any(value is not None for value in user.values())
-            affinity = (
-                self.category_rows(user_id, candidates["category_id"].dropna().unique().tolist()) if known else None
-            )
-        except Exception as exc:
+            affinity = self.category_rows(user_id, catalog.categories) if known else None
+        except Exception as exc:  # any online-store failure degrades to a fallback, never a 5xx
             return RecommendResult(
                 self.popular(k),
                 fallback="popular",
@@ -129,16 +147,23 @@ class Ranker:
             return RecommendResult(
                 self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"]
             )
-        if candidates.empty:
+        n = len(catalog.candidates["item_id"])
+        if n == 0:
             return RecommendResult([], fallback="popular", model_version=self.model_version, notes=["nothing in stock"])
-        candidates = candidates.merge(affinity, on="category_id", how="left")
-        for name, value in user.items():
-            candidates[name] = np.nan if value is None else value
-        candidates["price_shown"] = candidates["price"]
-        candidates["channel"] = channel
-        candidates["event_timestamp"] = pd.Timestamp(now or datetime.now(UTC))
-        frame = add_context_features(candidates)
-        scores = self.booster.predict(frame[list(MODEL_FEATURES)].astype(np.float64))
+        per_candidate = affinity.reindex(catalog.candidates["category_id"])
+        frame = pd.DataFrame(
+            {
+                **catalog.candidates,
+                **{name: np.full(n, np.nan if value is None else value, dtype=float) for name, value in user.items()},
+                **{name: per_candidate[name].to_numpy() for name in USER_CATEGORY_FEATURES},
+                "price_shown": catalog.candidates["price"],
+                "channel": channel,
+                "event_timestamp": pd.Timestamp(now or datetime.now(UTC)),
+            }
+        )
+        frame = add_context_features(frame)
+        # One thread: for a few hundred rows, thread start-up costs more than it saves.
+        scores = self.booster.predict(frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float64), num_threads=1)
         top = np.argsort(-scores, kind="stable")[:k]
         picked = [
             Recommendation(

@@ -70,7 +70,7 @@ def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Request-time features: the shown price relative to list and to what this user usually pays."""
     frame = frame.copy()
     # No user x category row in force means no engagement with that category in the window.
-    frame[list(USER_CATEGORY_FEATURES)] = frame[list(USER_CATEGORY_FEATURES)].fillna(0.0)
+    frame[list(USER_CATEGORY_FEATURES)] = frame[list(USER_CATEGORY_FEATURES)].astype(float).fillna(0.0)
     views = frame["views_30d"].to_numpy(dtype=float)
     frame["category_view_share_30d"] = np.divide(
         frame["category_views_30d"].to_numpy(dtype=float), views, out=np.zeros_like(views), where=views > 0
