@@ -64,9 +64,10 @@ def data_import(
 ) -> None:
     """Import real logs; all-or-nothing unless --skip-bad."""
     from siyu.data.importers import ImportFormatError, ImportRejected, import_file
+    from siyu.data.importing.formats import FORMATS
 
-    if fmt not in ("events", "taobao", "online-retail"):
-        raise _fail(f"unknown --format {fmt!r} (expected events, taobao or online-retail)", 2)
+    if fmt not in FORMATS:
+        raise _fail(f"unknown --format {fmt!r} (expected one of {', '.join(FORMATS)})", 2)
     try:
         report = import_file(path, fmt, _settings(data_dir), skip_bad=skip_bad)  # type: ignore[arg-type]
     except (ImportFormatError, ImportRejected) as exc:
