@@ -49,7 +49,7 @@ def run(quick: bool, shared_data: Path) -> tuple[dict, list[str]]:
         build_identity_map(settings)
         identity_seconds = time.perf_counter() - started
         precision, recall = pairwise_precision_recall(
-            pd.read_parquet(settings.identity_map_path), pd.read_parquet(settings.truth_dir / "identity.parquet")
+            pd.read_parquet(settings.identity_map_path), pd.read_parquet(settings.truth_identity_path)
         )
         figures |= {
             "identity_precision": precision,

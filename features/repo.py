@@ -7,7 +7,7 @@ The offline store is Feast's file store over the Parquet snapshots written by `w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -114,7 +114,3 @@ def materialize(settings: Settings, end: datetime | None = None) -> tuple[Featur
     start = end - SNAPSHOT_TTL
     store.materialize(start_date=start, end_date=end)
     return store, end
-
-
-def utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
         return self.data_dir / "truth"
 
     @property
+    def truth_impressions_path(self) -> Path:
+        """Every impression's true purchase probability and in-stock flag."""
+        return self.truth_dir / "impressions.parquet"
+
+    @property
+    def truth_identity_path(self) -> Path:
+        """Which identifiers belong to one person."""
+        return self.truth_dir / "identity.parquet"
+
+    @property
     def features_dir(self) -> Path:
         return self.data_dir / "features"
 

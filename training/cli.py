@@ -86,7 +86,7 @@ def data_identity(data_dir: DataDir = None) -> None:
     with console.status("resolving identities"):
         report = build_identity_map(settings)
     console.print(report.summary())
-    truth = settings.truth_dir / "identity.parquet"
+    truth = settings.truth_identity_path
     if truth.exists():
         p, r = pairwise_precision_recall(pd.read_parquet(settings.identity_map_path), pd.read_parquet(truth))
         console.print(f"against the generator's truth: pairwise precision {p:.4f}, recall {r:.4f}")

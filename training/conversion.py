@@ -100,7 +100,7 @@ def evaluate(booster: lgb.Booster, holdout: pd.DataFrame, truth: pd.DataFrame | 
 
 
 def load_truth(settings: Settings) -> pd.DataFrame | None:
-    path = settings.truth_dir / "impressions.parquet"
+    path = settings.truth_impressions_path
     if not path.exists():
         return None
     return pd.read_parquet(path, columns=["session_id", "item_id", "true_purchase_prob", "in_stock"])

@@ -14,7 +14,6 @@ import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,8 @@ from siyu.data import schema
 from siyu.data.simulate import Simulator
 from siyu.data.store import to_table
 from siyu.data.world import (
+    Items,
+    Users,
     WorldConfig,
     identity_links,
     identity_truth,
@@ -94,12 +95,12 @@ def generate_world(
         )
     started = time.perf_counter()
     data_dir.mkdir(parents=True, exist_ok=True)
-    staging = data_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    staged = settings.model_copy(update={"data_dir": data_dir / f".staging-{uuid.uuid4().hex[:8]}"})
     try:
-        counts = _simulate_into(cfg, staging, progress)
-        _swap_in(staging, settings)
+        counts = _simulate_into(cfg, staged, progress)
+        _swap_in(staged, settings)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staged.data_dir, ignore_errors=True)
     seconds = time.perf_counter() - started
     return GenerateReport(
         users=cfg.users,
@@ -115,7 +116,8 @@ def generate_world(
     )
 
 
-def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int]:
+def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str, int]:
+    """Write the whole world into `out`'s paths (a staging copy of the real settings)."""
     rng = np.random.default_rng(cfg.seed)
     centroids = rng.normal(0, 1, (cfg.categories, cfg.taste_dim)) / np.sqrt(cfg.taste_dim)
     users = make_users(cfg, rng, centroids)
@@ -123,13 +125,13 @@ def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int
     price, promo = make_price_book(cfg, rng, items)
     sim = Simulator(cfg, rng, users, items, price, promo)
 
-    (out / "events").mkdir(parents=True)
-    (out / "truth").mkdir()
+    out.events_dir.mkdir(parents=True)
+    out.truth_dir.mkdir()
     counts = {"events": 0, "impressions": 0, "purchases": 0}
     stock_by_day = np.zeros((cfg.items, cfg.days), dtype=np.int64)
     with (
-        pq.ParquetWriter(out / "events" / GENERATED_EVENTS_FILE, schema.EVENT_SCHEMA, compression="zstd") as events_w,
-        pq.ParquetWriter(out / "truth" / "impressions.parquet", IMPRESSION_TRUTH_SCHEMA, compression="zstd") as truth_w,
+        pq.ParquetWriter(out.events_dir / GENERATED_EVENTS_FILE, schema.EVENT_SCHEMA, compression="zstd") as events_w,
+        pq.ParquetWriter(out.truth_impressions_path, IMPRESSION_TRUTH_SCHEMA, compression="zstd") as truth_w,
         Progress(disable=not progress, transient=True) as bar,
     ):
         task = bar.add_task(f"simulating {cfg.days} days", total=cfg.days)
@@ -147,7 +149,7 @@ def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int
     item_ids = np.repeat(items.ids, cfg.days)
     day_dates = np.tile(dates, cfg.items)
     tables = {
-        "items.parquet": to_table(
+        out.items_path: to_table(
             pd.DataFrame(
                 {
                     "item_id": items.ids,
@@ -160,26 +162,27 @@ def _simulate_into(cfg: WorldConfig, out: Path, progress: bool) -> dict[str, int
             ),
             schema.ITEM_SCHEMA,
         ),
-        "prices.parquet": to_table(
+        out.prices_path: to_table(
             pd.DataFrame(
                 {"item_id": item_ids, "date": day_dates, "price": price.ravel(), "on_promotion": promo.ravel()}
             ),
             schema.PRICE_SCHEMA,
         ),
-        "inventory.parquet": to_table(
+        out.inventory_path: to_table(
             pd.DataFrame({"item_id": item_ids, "date": day_dates, "stock": stock_by_day.ravel()}),
             schema.INVENTORY_SCHEMA,
         ),
-        "identity_links.parquet": to_table(identity_links(users, cfg.start), schema.IDENTITY_LINK_SCHEMA),
+        out.identity_links_path: to_table(identity_links(users, cfg.start), schema.IDENTITY_LINK_SCHEMA),
     }
-    for name, table in tables.items():
-        pq.write_table(table, out / name)
-    _write_truth(cfg, out / "truth", users, items)
+    for path, table in tables.items():
+        pq.write_table(table, path)
+    _write_truth(cfg, out, users, items)
     return counts
 
 
-def _write_truth(cfg: WorldConfig, truth: Path, users, items) -> None:
-    identity_truth(users).to_parquet(truth / "identity.parquet", index=False)
+def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) -> None:
+    truth = out.truth_dir
+    identity_truth(users).to_parquet(out.truth_identity_path, index=False)
     pd.DataFrame(
         {
             "user_id": users.ids,
@@ -207,20 +210,17 @@ def _write_truth(cfg: WorldConfig, truth: Path, users, items) -> None:
     (truth / "world.json").write_text(json.dumps(config, indent=2))
 
 
-def _swap_in(staging: Path, settings: Settings) -> None:
+# Everything a world consists of, as Settings attributes: written staged, then swapped in together.
+WORLD_PATHS = ("events_dir", "truth_dir", "items_path", "prices_path", "inventory_path", "identity_links_path")
+
+
+def _swap_in(staged: Settings, settings: Settings) -> None:
     """Replace the world's files only once the whole new world is written."""
-    targets = {
-        "events": settings.events_dir,
-        "truth": settings.truth_dir,
-        "items.parquet": settings.items_path,
-        "prices.parquet": settings.prices_path,
-        "inventory.parquet": settings.inventory_path,
-        "identity_links.parquet": settings.identity_links_path,
-    }
-    for name, target in targets.items():
+    for attr in WORLD_PATHS:
+        target = getattr(settings, attr)
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-        (staging / name).rename(target)
+        getattr(staged, attr).rename(target)
     settings.identity_map_path.unlink(missing_ok=True)  # derived from the links just replaced

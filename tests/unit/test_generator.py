@@ -20,7 +20,7 @@ def _events(settings: Settings) -> pd.DataFrame:
 
 
 def _truth(settings: Settings) -> pd.DataFrame:
-    return pd.read_parquet(settings.truth_dir / "impressions.parquet")
+    return pd.read_parquet(settings.truth_impressions_path)
 
 
 def test_same_seed_same_world_other_seed_other_world(small_world: Settings, tmp_path) -> None:
@@ -86,7 +86,7 @@ def test_identity_links_resolve_to_exactly_the_true_people(small_world: Settings
     (copy.events_dir / "generated.parquet").write_bytes((small_world.events_dir / "generated.parquet").read_bytes())
     build_identity_map(copy)
     identity = pd.read_parquet(copy.identity_map_path)
-    truth = pd.read_parquet(small_world.truth_dir / "identity.parquet")
+    truth = pd.read_parquet(small_world.truth_identity_path)
     assert pairwise_precision_recall(identity, truth) == (1.0, 1.0)
     pos_members = identity.merge(truth, on=["user_key_type", "user_key"])
     assert (pos_members.groupby("user_id")["true_user_id"].nunique() == 1).all()
