@@ -7,7 +7,7 @@ from pathlib import Path
 from features import repo
 from siyu.data.generator import generate_world
 from siyu.data.world import WorldConfig
-from siyu.settings import Settings
+from siyu.settings import Settings, settings_under
 from training.conversion import train_and_register
 from training.pipeline import build_features
 
@@ -23,12 +23,7 @@ def world_for(quick: bool) -> WorldConfig:
 def prepare(quick: bool, root: Path) -> tuple[Settings, dict, list[str]]:
     """Generate, featurise, materialise and train; the trained system is reused by the serving benchmark."""
     world = world_for(quick)
-    settings = Settings(
-        data_dir=root / "data",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        mlflow_artifact_root=root / "mlruns" / "artifacts",
-        feast_project="siyubench",
-    )
+    settings = settings_under(root, feast_project="siyubench")
     gen = generate_world(world, settings, progress=False)
     build_features(settings)
     repo.materialize(settings)

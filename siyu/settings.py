@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         return self.data_dir / "feast"
 
 
+def settings_under(root: Path, **overrides: object) -> Settings:
+    """Settings whose data, MLflow store and artifacts all live under `root` (tests, benchmarks, sandboxes)."""
+    values: dict[str, object] = {
+        "data_dir": root / "data",
+        "mlflow_tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        "mlflow_artifact_root": root / "mlruns" / "artifacts",
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
 def get_settings(**overrides: object) -> Settings:
     """Fresh settings (env is re-read each call so tests and the CLI can override per run)."""
     return Settings(**overrides)

@@ -12,7 +12,7 @@ import pytest
 
 from siyu.data.generator import generate_world
 from siyu.data.world import WorldConfig
-from siyu.settings import Settings
+from siyu.settings import Settings, settings_under
 
 
 def _find_shared_data() -> Path:
@@ -33,14 +33,7 @@ TRAINING_WORLD = WorldConfig(users=2500, items=300, days=45, seed=11)
 
 def make_settings(root: Path, **overrides: object) -> Settings:
     """Settings whose every path and namespace is private to `root` (no test sees another's state)."""
-    values: dict[str, object] = {
-        "data_dir": root / "data",
-        "mlflow_tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        "mlflow_artifact_root": root / "mlruns" / "artifacts",
-        "feast_project": f"t{uuid.uuid4().hex[:10]}",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return settings_under(root, **{"feast_project": f"t{uuid.uuid4().hex[:10]}", **overrides})
 
 
 @pytest.fixture
