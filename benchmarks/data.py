@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from siyu.data.generator import generate_world
 from siyu.data.identity import build_identity_map, pairwise_precision_recall
 from siyu.data.importers import import_file
-from siyu.data.world import WorldConfig
 from siyu.settings import Settings
+from siyu.world.entities import WorldConfig
+from siyu.world.generator import generate_world
 
 
 def _generate(users: int, items: int, days: int, out: Path) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from features import repo
-from siyu.data.generator import generate_world
-from siyu.data.world import WorldConfig
 from siyu.settings import Settings, settings_under
+from siyu.world.entities import WorldConfig
+from siyu.world.generator import generate_world
 from training.conversion import train_and_register
 from training.pipeline import build_features
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from siyu.data.generator import generate_world
-from siyu.data.world import WorldConfig
 from siyu.settings import Settings, settings_under
+from siyu.world.entities import WorldConfig
+from siyu.world.generator import generate_world
 
 
 def _find_shared_data() -> Path:

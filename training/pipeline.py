@@ -8,10 +8,10 @@ from rich.console import Console
 
 from features import repo
 from features.build import load_feature_tables
-from siyu.data.generator import generate_world
 from siyu.data.identity import IdentityReport, build_identity_map
-from siyu.data.world import WorldConfig
 from siyu.settings import Settings
+from siyu.world.entities import WorldConfig
+from siyu.world.generator import generate_world
 from training.conversion import ConversionResult, train_and_register
 from training.tracking import CHAMPION, alias_version
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from siyu.cli import app
 from siyu.settings import Settings
-from training.cli import app
 
 runner = CliRunner()
 

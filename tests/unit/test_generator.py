@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from siyu.data import schema
-from siyu.data.generator import WorldExistsError, generate_world
 from siyu.data.identity import build_identity_map, pairwise_precision_recall
 from siyu.data.store import read_table
-from siyu.data.world import WorldConfig
 from siyu.settings import Settings
+from siyu.world.entities import WorldConfig
+from siyu.world.generator import WorldExistsError, generate_world
 from tests.conftest import SMALL_WORLD, make_settings
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from siyu.data.world import (
+from siyu.world.entities import (
     BASE_LOGIT,
     PRICE_WEIGHT,
     PROMO_BOOST,

@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 from rich.progress import Progress
 
 from siyu.data import schema
-from siyu.data.simulate import Simulator
 from siyu.data.store import to_table
-from siyu.data.world import (
+from siyu.settings import Settings
+from siyu.world.entities import (
     Items,
     Users,
     WorldConfig,
@@ -34,7 +34,7 @@ from siyu.data.world import (
     make_price_book,
     make_users,
 )
-from siyu.settings import Settings
+from siyu.world.simulate import Simulator
 
 GENERATED_EVENTS_FILE = "generated.parquet"
 IMPRESSION_TRUTH_SCHEMA = pa.schema(
