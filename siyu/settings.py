@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         return self.truth_dir / "impressions.parquet"
 
     @property
+    def truth_demand_path(self) -> Path:
+        """Every item's true expected units per day at each price of a ladder (what a pricing oracle knows)."""
+        return self.truth_dir / "demand.parquet"
+
+    @property
     def truth_identity_path(self) -> Path:
         """Which identifiers belong to one person."""
         return self.truth_dir / "identity.parquet"

@@ -47,6 +47,10 @@ ITEM_SCHEMA = pa.schema(
         pa.field("title", pa.string()),
         pa.field("list_price", pa.float64()),
         pa.field("cost", pa.float64()),
+        # Stock kinds pricing must know: fresh food comes in batches that expire; seasonal goods have a sell-by.
+        pa.field("shelf_life_days", pa.int32()),  # null: not perishable
+        pa.field("sell_by", pa.date32()),  # null: no season end
+        pa.field("salvage_value", pa.float64()),  # per unit left at batch/season end; null: carried over
     ]
 )
 
@@ -60,12 +64,15 @@ PRICE_SCHEMA = pa.schema(
     ]
 )
 
-# Stock on hand at the start of each day, after replenishment.
+# Stock on hand at the start of each day, after that morning's deliveries (`received`), and the
+# units written off at close (expired fresh food, seasonal leftovers sent to the outlet): waste.
 INVENTORY_SCHEMA = pa.schema(
     [
         pa.field("item_id", pa.string(), nullable=False),
         pa.field("date", pa.date32(), nullable=False),
         pa.field("stock", pa.int64(), nullable=False),
+        pa.field("received", pa.int64()),
+        pa.field("written_off", pa.int64()),
     ]
 )
 

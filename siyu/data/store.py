@@ -16,10 +16,17 @@ import pyarrow.parquet as pq
 
 
 def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
-    """Cast a frame to a contract schema; raises if a column is missing or has the wrong type."""
-    missing = [name for name in schema.names if name not in frame.columns]
+    """Cast a frame to a contract schema; raises if a required column is missing or has the wrong type.
+
+    Optional (nullable) columns may be absent and are written as nulls, so producers written
+    before a column was added to the contract keep working.
+    """
+    missing = [f.name for f in schema if f.name not in frame.columns and not f.nullable]
     if missing:
         raise ValueError(f"missing columns {missing} (expected {schema.names})")
+    absent = [f.name for f in schema if f.name not in frame.columns]
+    if absent:
+        frame = frame.assign(**dict.fromkeys(absent))
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 

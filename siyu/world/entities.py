@@ -37,6 +37,8 @@ class WorldConfig:
     start: date = date(2026, 1, 1)
     stores: int = 5
     taste_dim: int = 8
+    perishable_share: float = 0.15  # fresh food: batches with a shelf life, expired units written off
+    seasonal_share: float = 0.10  # one stock, no replenishment, a sell-by date and a salvage value
 
     @property
     def categories(self) -> int:
@@ -74,6 +76,10 @@ class Items:
     level_logit: np.ndarray  # -LEVEL_WEIGHT * log(list / category base), fixed per item
     replenish_every: np.ndarray  # days
     target_stock: np.ndarray
+    kind: np.ndarray  # "regular" | "perishable" | "seasonal"
+    shelf_life: np.ndarray  # days a perishable batch lasts (0 otherwise); batches arrive every shelf_life days
+    sell_by_day: np.ndarray  # last selling day of a seasonal item (-1 otherwise); leftovers are salvaged after it
+    salvage_value: np.ndarray  # per unit left at the end of a batch or season (0 = written off); NaN for regular
     within_category_cdf: list[np.ndarray] = field(repr=False)
     members_of_category: list[np.ndarray] = field(repr=False)
 
@@ -134,13 +140,14 @@ def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray
     appeal = rng.normal(0, 0.5, m)
     popularity = np.exp(1.2 * appeal + rng.normal(0, 0.5, m))
     members = [np.flatnonzero(category == k) for k in range(c)]
+    kind, shelf_life, sell_by, salvage_share = _stock_kinds(cfg, m)
     cdfs = []
     for idx in members:
         w = popularity[idx]
         cdf = np.cumsum(w / w.sum())
         cdf[-1] = 1.0
         cdfs.append(cdf)
-    return Items(
+    items = Items(
         ids=np.array([f"i{i:0{len(str(m))}d}" for i in range(m)], dtype=object),
         category=category,
         brand=category * 10 + rng.integers(0, 4, m),
@@ -149,11 +156,36 @@ def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray
         list_price=list_price,
         cost=np.round(list_price * rng.uniform(0.35, 0.65, m), 2),
         level_logit=-LEVEL_WEIGHT * np.log(list_price / category_base[category]),
-        replenish_every=rng.choice([7, 14], m),
+        replenish_every=np.where(kind == "perishable", shelf_life, rng.choice([7, 14], m)),
         target_stock=np.zeros(m, dtype=np.int64),  # sized from expected demand by the simulator
+        kind=kind,
+        shelf_life=shelf_life,
+        sell_by_day=sell_by,
+        salvage_value=salvage_share,  # a share of cost until the cost is known, just below
         within_category_cdf=cdfs,
         members_of_category=members,
     )
+    items.salvage_value = np.round(items.cost * salvage_share, 2)
+    return items
+
+
+def _stock_kinds(cfg: WorldConfig, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which items are perishable or seasonal, drawn from their own stream so older worlds keep their draws.
+
+    Returns kind, shelf life, sell-by day and the salvage value as a share of cost.
+    """
+    rng = np.random.default_rng([cfg.seed, 1])
+    draw = rng.random(m)
+    kind = np.where(
+        draw < cfg.perishable_share,
+        "perishable",
+        np.where(draw < cfg.perishable_share + cfg.seasonal_share, "seasonal", "regular"),
+    ).astype(object)
+    shelf_life = np.where(kind == "perishable", rng.choice([3, 4, 5, 7], m), 0)
+    sell_by = np.where(kind == "seasonal", rng.integers(max(1, cfg.days // 2), max(2, cfg.days), m), -1)
+    # Seasonal leftovers go to an outlet at 20-50% of cost; expired fresh food is worth nothing.
+    share = np.select([kind == "seasonal", kind == "perishable"], [rng.uniform(0.2, 0.5, m), 0.0], np.nan)
+    return kind, shelf_life.astype(np.int64), sell_by.astype(np.int64), share
 
 
 def make_price_book(cfg: WorldConfig, rng: np.random.Generator, items: Items) -> tuple[np.ndarray, np.ndarray]:

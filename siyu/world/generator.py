@@ -24,6 +24,7 @@ from rich.progress import Progress
 from siyu.data import schema
 from siyu.data.store import to_table
 from siyu.settings import Settings
+from siyu.world.demand_truth import TRUTH_PRICE_MULTIPLIERS, true_demand
 from siyu.world.entities import (
     Items,
     Users,
@@ -116,19 +117,27 @@ def generate_world(
     )
 
 
-def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str, int]:
-    """Write the whole world into `out`'s paths (a staging copy of the real settings)."""
+def build_simulator(cfg: WorldConfig) -> Simulator:
+    """The world's fixed parts and a simulator at day 0: a pure function of `cfg` (tests re-simulate days with it)."""
     rng = np.random.default_rng(cfg.seed)
     centroids = rng.normal(0, 1, (cfg.categories, cfg.taste_dim)) / np.sqrt(cfg.taste_dim)
     users = make_users(cfg, rng, centroids)
     items = make_items(cfg, rng, centroids)
     price, promo = make_price_book(cfg, rng, items)
-    sim = Simulator(cfg, rng, users, items, price, promo)
+    return Simulator(cfg, rng, users, items, price, promo)
+
+
+def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str, int]:
+    """Write the whole world into `out`'s paths (a staging copy of the real settings)."""
+    sim = build_simulator(cfg)
+    users, items, price, promo = sim.users, sim.items, sim.price, sim.promo
 
     out.events_dir.mkdir(parents=True)
     out.truth_dir.mkdir()
     counts = {"events": 0, "impressions": 0, "purchases": 0}
     stock_by_day = np.zeros((cfg.items, cfg.days), dtype=np.int64)
+    received_by_day = np.zeros_like(stock_by_day)
+    written_off_by_day = np.zeros_like(stock_by_day)
     with (
         pq.ParquetWriter(out.events_dir / GENERATED_EVENTS_FILE, schema.EVENT_SCHEMA, compression="zstd") as events_w,
         pq.ParquetWriter(out.truth_impressions_path, IMPRESSION_TRUTH_SCHEMA, compression="zstd") as truth_w,
@@ -140,6 +149,8 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
             events_w.write_table(to_table(out_day.events, schema.EVENT_SCHEMA))
             truth_w.write_table(to_table(out_day.impressions, IMPRESSION_TRUTH_SCHEMA))
             stock_by_day[:, day] = out_day.stock_at_open
+            received_by_day[:, day] = out_day.received
+            written_off_by_day[:, day] = out_day.written_off
             counts["events"] += len(out_day.events)
             counts["impressions"] += len(out_day.impressions)
             counts["purchases"] += int(out_day.impressions["purchased"].sum())
@@ -158,6 +169,9 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
                     "title": [f"item {i} of category {k}" for i, k in zip(items.ids, items.category, strict=True)],
                     "list_price": items.list_price,
                     "cost": items.cost,
+                    "shelf_life_days": pd.array(np.where(items.shelf_life > 0, items.shelf_life, None), "Int32"),
+                    "sell_by": [dates[d] if d >= 0 else None for d in np.minimum(items.sell_by_day, cfg.days - 1)],
+                    "salvage_value": np.where(items.kind == "regular", np.nan, items.salvage_value),
                 }
             ),
             schema.ITEM_SCHEMA,
@@ -169,7 +183,15 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
             schema.PRICE_SCHEMA,
         ),
         out.inventory_path: to_table(
-            pd.DataFrame({"item_id": item_ids, "date": day_dates, "stock": stock_by_day.ravel()}),
+            pd.DataFrame(
+                {
+                    "item_id": item_ids,
+                    "date": day_dates,
+                    "stock": stock_by_day.ravel(),
+                    "received": received_by_day.ravel(),
+                    "written_off": written_off_by_day.ravel(),
+                }
+            ),
             schema.INVENTORY_SCHEMA,
         ),
         out.identity_links_path: to_table(identity_links(users, cfg.start), schema.IDENTITY_LINK_SCHEMA),
@@ -177,7 +199,24 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
     for path, table in tables.items():
         pq.write_table(table, path)
     _write_truth(cfg, out, users, items)
+    _write_demand_truth(cfg, out, users, items)
     return counts
+
+
+def _write_demand_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) -> None:
+    """True expected units per item, day and ladder price (long format: one row per item, day and price)."""
+    demand = true_demand(cfg, users, items, np.arange(cfg.days))  # (days, items, prices)
+    n_prices = TRUTH_PRICE_MULTIPLIERS.size
+    dates = pd.date_range(cfg.start, periods=cfg.days, freq="D").date
+    pd.DataFrame(
+        {
+            "item_id": np.tile(np.repeat(items.ids, n_prices), cfg.days),
+            "date": np.repeat(dates, cfg.items * n_prices),
+            "price_multiplier": np.tile(TRUTH_PRICE_MULTIPLIERS, cfg.days * cfg.items),
+            "price": np.tile(np.outer(items.list_price, TRUTH_PRICE_MULTIPLIERS).ravel(), cfg.days),
+            "expected_units": demand.ravel(),
+        }
+    ).to_parquet(out.truth_demand_path, index=False)
 
 
 def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) -> None:
@@ -203,6 +242,10 @@ def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) ->
             "list_price": items.list_price,
             "target_stock": items.target_stock,
             "replenish_every": items.replenish_every,
+            "kind": items.kind,
+            "shelf_life": items.shelf_life,
+            "sell_by_day": items.sell_by_day,
+            "salvage_value": items.salvage_value,
             **{f"vec_{j}": items.vec[:, j] for j in range(cfg.taste_dim)},
         }
     ).to_parquet(truth / "items.parquet", index=False)

@@ -28,6 +28,7 @@ from siyu.world.entities import (
 
 ONLINE_ITEMS_PER_SESSION = 3.0  # Poisson mean of extra items beyond the first
 STORE_ITEMS_PER_SESSION = 1.5
+EXTRA_QUANTITY_MEAN = 0.25  # a buyer takes 1 + Poisson(0.25) units
 REFUND_RATE = 0.03
 SECONDS_PER_DAY = 86_400
 
@@ -40,7 +41,30 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class DayOutput:
     events: pd.DataFrame
     impressions: pd.DataFrame
-    stock_at_open: np.ndarray
+    stock_at_open: np.ndarray  # after the morning's deliveries
+    received: np.ndarray  # units delivered this morning
+    written_off: np.ndarray  # units expired (perishable) or sent to the outlet (seasonal) at close
+
+
+def expected_sessions(cfg: WorldConfig, users: Users, day: int) -> np.ndarray:
+    """Each user's Poisson rate of sessions on `day`: lifecycle stage x visit rhythm x weekend lift."""
+    factor = np.select(
+        [day < users.signup_day, day < users.signup_day + 14, day < users.dormant_day, day < users.churn_day],
+        [0.0, 1.5, 1.0, 0.12],
+        default=0.0,
+    )
+    weekday = (cfg.start.weekday() + day) % 7
+    return users.visit_rate * factor * (1.3 if weekday >= 5 else 1.0)
+
+
+def show_probability(category_share: np.ndarray, within_share: np.ndarray, extra_items: float) -> np.ndarray:
+    """P(an item appears in a session) when a session draws 1 + Poisson(extra_items) items and repeats collapse.
+
+    One draw picks the item with q = P(category) x P(item | category); with n draws,
+    P(shown) = 1 - (1 - q)^n, and for n = 1 + Poisson(mu), E[(1 - q)^n] = (1 - q) exp(-mu q).
+    """
+    q = category_share * within_share
+    return 1.0 - (1.0 - q) * np.exp(-extra_items * q)
 
 
 class Simulator:
@@ -60,9 +84,11 @@ class Simulator:
         self.start_ns = pd.Timestamp(cfg.start, tz="UTC").value
         items.target_stock[:] = self._target_stock()
         self.stock = items.target_stock.copy()
+        self.perishable = items.kind == "perishable"
+        self.seasonal = items.kind == "seasonal"
 
     def _target_stock(self) -> np.ndarray:
-        """Size each item's stock to cover its replenishment cycle more or less well (some run out)."""
+        """Size each delivery to cover its cycle (replenishment, batch shelf life, season) more or less well."""
         users, items = self.users, self.items
         category_share = np.diff(users.category_cdf, prepend=0.0, axis=1).mean(axis=0)
         within = np.zeros(self.cfg.items)
@@ -73,26 +99,36 @@ class Simulator:
         p = sigmoid(BASE_LOGIT + items.appeal + items.level_logit + 0.4)
         daily = impressions_per_day * item_share * p
         cover = self.rng.uniform(0.5, 1.6, self.cfg.items)
-        return np.ceil(daily * items.replenish_every * cover).astype(np.int64) + 1
+        cycle = np.where(items.kind == "seasonal", items.sell_by_day + 1, items.replenish_every)
+        return np.ceil(daily * cycle * cover).astype(np.int64) + 1
 
-    def _activity(self, day: int) -> np.ndarray:
-        u = self.users
-        factor = np.select(
-            [day < u.signup_day, day < u.signup_day + 14, day < u.dormant_day, day < u.churn_day],
-            [0.0, 1.5, 1.0, 0.12],
-            default=0.0,
-        )
-        weekday = (self.cfg.start.weekday() + day) % 7
-        return u.visit_rate * factor * (1.3 if weekday >= 5 else 1.0)
+    def _deliver(self, day: int) -> np.ndarray:
+        """Morning deliveries: regular items top up to target, fresh batches replace expired ones, seasonal never."""
+        items = self.items
+        if day == 0:
+            return self.stock.copy()  # the opening stock counts as delivered on the first day
+        due = day % items.replenish_every == 0
+        top_up = np.where(due & ~self.perishable & ~self.seasonal, np.maximum(items.target_stock - self.stock, 0), 0)
+        batch = np.where(due & self.perishable, items.target_stock, 0)
+        received = (top_up + batch).astype(np.int64)
+        self.stock = self.stock + received
+        return received
+
+    def _write_off(self, day: int) -> np.ndarray:
+        """At close: a fresh batch's last day ends in the bin; a seasonal item's sell-by day ends at the outlet."""
+        items = self.items
+        expired = self.perishable & ((day + 1) % np.maximum(items.shelf_life, 1) == 0)
+        expired |= self.seasonal & (day == items.sell_by_day)
+        written_off = np.where(expired, self.stock, 0).astype(np.int64)
+        self.stock = self.stock - written_off
+        return written_off
 
     def run_day(self, day: int) -> DayOutput:
         rng, users, items = self.rng, self.users, self.items
-        if day > 0:
-            due = day % items.replenish_every == 0
-            self.stock = np.where(due, np.maximum(self.stock, items.target_stock), self.stock)
+        received = self._deliver(day)
         stock_at_open = self.stock.copy()
 
-        n_sessions = rng.poisson(self._activity(day))
+        n_sessions = rng.poisson(expected_sessions(self.cfg, users, day))
         s_user = np.repeat(np.arange(self.cfg.users), n_sessions)
         n_s = s_user.size
         s_store = rng.random(n_s) < users.p_store[s_user]
@@ -126,7 +162,7 @@ class Simulator:
         t_view = s_start[imp_s] + offset
 
         wants = rng.random(n) < p_true
-        want_qty = np.where(wants, 1 + rng.poisson(0.25, n), 0)
+        want_qty = np.where(wants, 1 + rng.poisson(EXTRA_QUANTITY_MEAN, n), 0)
         in_stock, sold_qty = self._allocate_stock(imp_item, t_view, want_qty, stock_at_open)
         bought = sold_qty > 0
         np.subtract.at(self.stock, imp_item, sold_qty)
@@ -149,7 +185,7 @@ class Simulator:
         events = self._events(
             s_user, s_store, s_app, s_start, s_ids, imp_s, imp_item, t_view, p_true, bought, sold_qty, price
         )
-        return DayOutput(events=events, impressions=impressions, stock_at_open=stock_at_open)
+        return DayOutput(events, impressions, stock_at_open, received, self._write_off(day))
 
     def _choose_items(self, imp_user: np.ndarray) -> np.ndarray:
         """Category by the user's taste, then an item within it by popularity (two cheap draws)."""

@@ -84,7 +84,7 @@ def import_lock(settings: Settings) -> Iterator[None]:
 def _upsert_items(settings: Settings, new: pd.DataFrame) -> int:
     """New values win, but a null (or the placeholder category 'unknown') never erases a known value."""
     old = read_table(settings.items_path, ITEM_SCHEMA).set_index("item_id")
-    new = new[ITEM_SCHEMA.names].drop_duplicates("item_id", keep="last").set_index("item_id")
+    new = new.reindex(columns=ITEM_SCHEMA.names).drop_duplicates("item_id", keep="last").set_index("item_id")
     new["category_id"] = new["category_id"].replace("unknown", None)
     merged = new.astype(object).combine_first(old.astype(object)) if len(old) else new.astype(object)
     merged["category_id"] = merged["category_id"].fillna("unknown")
