@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+comma := ,
 
 .PHONY: install serve test test-unit lint bench clean
 
@@ -32,7 +33,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,)
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,) $(foreach a,$(subst $(comma), ,$(AREA)),--only $(a))
 
 clean:
 	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts reports

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from benchmarks import data, models, serving
-from benchmarks.report import write_report
+from benchmarks import data, models, pricing, serving
+from benchmarks.report import REPORTS, write_report
 from tests.conftest import SHARED_DATA
 
 console = Console(stderr=True)
-AREAS = ("data", "conversion", "serving")
+AREAS = ("data", "conversion", "serving", "pricing")
 
 
 def main(
@@ -37,6 +37,11 @@ def main(
             with console.status("serving: /recommend latency"):
                 figures, notes = serving.run(settings, quick, Path(tmp))
             console.print(f"wrote {write_report('serving', figures, notes)}")
+        if "pricing" in areas:
+            with console.status("pricing: backtest, solver at scale, rules, /price latency"):
+                REPORTS.mkdir(exist_ok=True)
+                figures, notes = pricing.run(quick, Path(tmp), REPORTS)
+            console.print(f"wrote {write_report('pricing', figures, notes)}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,15 @@ service runs on the embedded SQLite store or on Redis without code changes.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated, Literal
 
 import bentoml
+from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, Field
 
+from serving.api_key import ApiKeyMiddleware
+from serving.pricing_api import Pricer, PriceRequest, PriceResponse, PricingInputError
 from serving.ranker import Ranker
 from siyu.settings import get_settings
 
@@ -34,10 +38,18 @@ class RecommendResponse(BaseModel):
     notes: list[str] = Field(default_factory=list, description="why a fallback answered, when one did")
 
 
+class UnpriceableRequest(BentoMLException):
+    """A well-formed pricing request that cannot be priced: conflicting rules, no price left, no demand model."""
+
+    error_code = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 @bentoml.service(name="siyu", traffic={"timeout": 30})
 class Siyu:
     def __init__(self) -> None:
-        self.ranker = Ranker(get_settings())
+        settings = get_settings()
+        self.ranker = Ranker(settings)
+        self.pricer = Pricer(settings)  # the demand model is loaded here, never on the request path
 
     @bentoml.api(route="/recommend")
     def recommend(
@@ -56,3 +68,20 @@ class Siyu:
             model_version=result.model_version,
             notes=result.notes,
         )
+
+    @bentoml.api(route="/price")
+    def price(self, request: PriceRequest, /) -> PriceResponse:
+        """Inventory-aware price schedules for up to 1,000 SKUs (needs the `X-API-Key` header).
+
+        Per SKU: the price to set now, the expected schedule, expected units / revenue / margin /
+        sell-through / waste, the same figures for holding today's price, the rules that bound
+        the price, and the gap to the fluid upper bound. Prices vary by SKU and time, never by user.
+        """
+        try:
+            return self.pricer.price(request)
+        except PricingInputError as exc:
+            raise UnpriceableRequest(str(exc)) from exc
+
+
+# The key is read once when the service is imported; it is compared in constant time and never logged.
+Siyu.add_asgi_middleware(ApiKeyMiddleware, key=get_settings().api_key)

@@ -11,11 +11,11 @@ import typer
 
 from features.cli import app as features_app
 from pricing.cli import app as price_app
-from pricing.cli import train_demand
+from pricing.cli import bootstrap_demand, train_demand
 from serving.cli import serve
+from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
 from training.cli import app as train_app
-from training.cli import bootstrap_cmd
 
 app = typer.Typer(help="siyu: recommendation and dynamic pricing for private-domain retail.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -24,8 +24,20 @@ app.add_typer(features_app, name="features")
 train_app.command("demand")(train_demand)
 app.add_typer(train_app, name="train")
 app.add_typer(price_app, name="price")
-app.command("bootstrap")(bootstrap_cmd)
 app.command("serve")(serve)
+
+
+@app.command("bootstrap")
+def bootstrap(data_dir: DataDir = None) -> None:
+    """Make a servable system from nothing: a small world (if no data), features, conversion and demand models.
+
+    Each model is trained only if no @champion of it is registered yet, so re-running is cheap.
+    """
+    from training.pipeline import bootstrap as bootstrap_conversion
+
+    settings = settings_for(data_dir)
+    bootstrap_conversion(settings, console=console)
+    bootstrap_demand(settings)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     conversion_model_name: str = Field(
         "siyu-conversion", description="(str) registered model name of the conversion ranker"
     )
+    demand_model_name: str = Field(
+        "siyu-demand", description="(str) registered model name of the demand model; serving loads @champion"
+    )
+    pricing_min_margin: float | None = Field(
+        0.0, ge=0, description="(fraction) default rule: price >= cost x (1 + this) unless a SKU allows clearance"
+    )
+    pricing_max_change: float | None = Field(
+        None, gt=0, le=1, description="(fraction) default rule: most a price may move from one period to the next"
+    )
+    pricing_markdown_only: bool = Field(False, description="(bool) default rule: prices only ever go down")
+    pricing_endings: str | None = Field(
+        None, description="(str) default rule: allowed fractional yuan endings, e.g. `0.9,0.99`, or `0` for whole yuan"
+    )
+    pricing_ladder_low: float = Field(0.5, gt=0, description="(fraction of today's price) lowest ladder price")
+    pricing_ladder_high: float = Field(1.2, gt=0, description="(fraction of today's price) highest ladder price")
+    pricing_ladder_steps: int = Field(15, ge=2, le=100, description="(int) prices on the default ladder")
     seed: int = Field(42, description="(int) default random seed for generation and training")
     api_key: str = Field("dev-pricing-key", description="(str) key the pricing endpoint requires in `X-API-Key`")
     host: str = Field("127.0.0.1", description="(str) address `siyu serve` binds")

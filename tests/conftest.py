@@ -53,6 +53,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, object]]:
     """World -> identities -> features -> online store -> @champion model: the whole offline pipeline."""
     from features import repo
+    from pricing.demand import train_and_register as train_demand
     from training.conversion import train_and_register
     from training.pipeline import build_features
 
@@ -61,8 +62,19 @@ def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     build_features(system)
     repo.materialize(system)
     result = train_and_register(system)
+    train_demand(system)
     yield system, result
     repo.feature_store(system).teardown()
+
+
+@pytest.fixture(scope="session")
+def server(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """The BentoML server over the trained system, shared by every HTTP test and always stopped."""
+    from serving.launcher import running_server
+
+    settings, _ = trained_system
+    with running_server(settings, tmp_path_factory.mktemp("server") / "bentoml.log") as base:
+        yield base, settings
 
 
 def redis_available() -> bool:

@@ -24,10 +24,3 @@ def train_conversion(
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(result.summary())
-
-
-def bootstrap_cmd(data_dir: DataDir = None) -> None:
-    """If no @champion model exists: generate a small world, build features, train and register."""
-    from training.pipeline import bootstrap
-
-    bootstrap(settings_for(data_dir), console=console)

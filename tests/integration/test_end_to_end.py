@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pandas as pd
 import pytest
 
 from features import repo
-from serving.launcher import running_server
 from serving.ranker import latest_item_table
 from siyu.settings import Settings
 from training.tracking import CHAMPION, alias_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def server(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
-    settings, _ = trained_system
-    with running_server(settings, tmp_path_factory.mktemp("server") / "bentoml.log") as base:
-        yield base, settings
 
 
 def _known_user(settings: Settings) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,15 +16,18 @@ PACKAGES = ("siyu", "features", "training", "serving", "pricing")
 
 @pytest.mark.slow
 def test_wheel_ships_every_module(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
-        check=True,
-        capture_output=True,
-        # Build from a copy of the tree state, not the editable install's metadata.
-        cwd=tmp_path,
-    )
-    (wheel,) = tmp_path.glob("siyu-*.whl")
-    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    # Build from a copy, so the build leaves nothing (build/, *.egg-info) in the working tree.
+    source = tmp_path / "src"
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    wheels = tmp_path / "wheels"
+    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*command, "-w", str(wheels)], check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = wheels.glob("siyu-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {name for name in names if name.endswith(".py")}
     expected = {
         path.relative_to(REPO).as_posix()
         for package in PACKAGES
@@ -32,5 +36,5 @@ def test_wheel_ships_every_module(tmp_path: Path) -> None:
     }
     assert expected - shipped == set(), f"modules missing from the wheel: {sorted(expected - shipped)}"
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in shipped)
-    entry_points = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("entry_points.txt"))
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "siyu = siyu.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,0 +1,104 @@
+"""A world backtest end to end, as the CLI and the benchmark run it: data, learned demand, policies, figures, plots.
+
+The demand model is fitted only on the days before the backtest starts, from what the brand
+sees; the truth is read for the oracle and the market alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from pricing.backtest import POLICIES, BacktestResult, run_backtest
+from pricing.demand import fit_demand
+from pricing.evaluation import breakdown, headline, policy_table
+from pricing.sales import daily_sales
+from pricing.scenario import load_scenario
+from siyu.settings import Settings
+
+
+@dataclass
+class BacktestSummary:
+    figures: dict[str, object]
+    result: BacktestResult
+    plots: list[Path] = field(default_factory=list)
+
+    def table(self) -> Table:
+        """Policies as ratios to the oracle, with 95% intervals over seeds."""
+        table = Table(
+            title=f"backtest: {self.figures['skus']} SKUs x {self.figures['periods']} days, "
+            f"{self.figures['seeds']} seeds (ratio to the oracle DP, 95% CI)"
+        )
+        for column in ("policy", "value", "revenue", "margin", "units", "waste/SKU", "stock-outs/SKU", "changes/SKU"):
+            table.add_column(column, justify="right" if column != "policy" else "left")
+        for policy, row in self.figures["policies"].items():  # type: ignore[union-attr]
+            cells = [policy]
+            for name in ("value", "revenue", "margin", "units"):
+                r = row[f"{name}_vs_oracle"]
+                cells.append(f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+            cells += [f"{row['waste']:.2f}", f"{row['stockouts']:.2f}", f"{row['price_changes']:.2f}"]
+            table.add_row(*cells)
+        return table
+
+
+def run_world_backtest(
+    settings: Settings,
+    skus: int | None,
+    horizon: int,
+    seeds: int,
+    start_day: int | None = None,
+    out: Path | None = None,
+    seed: int = 0,
+) -> BacktestSummary:
+    """Fit demand on the days before `start_day`, play every policy `seeds` times, summarise (and plot into `out`)."""
+    world = json.loads((settings.truth_dir / "world.json").read_text())
+    days = int(world["days"])
+    start_day = days - horizon if start_day is None else start_day
+    if start_day < 14 or start_day + horizon > days:
+        raise ValueError(
+            f"the world has {days} days: a {horizon}-day backtest needs start_day in 14..{days - horizon}"
+            " (at least two weeks of history to learn demand from)"
+        )
+    started = time.perf_counter()
+    sales = daily_sales(settings)
+    scenario = load_scenario(settings, start_day, horizon, skus, seed=seed, sales=sales)
+    model = fit_demand(sales[sales["date"] < scenario.start])
+    forecast = model.expected_units(
+        scenario.item_ids, scenario.ladder, scenario.start, horizon, category_ids=scenario.category_ids
+    )
+    result = run_backtest(scenario, forecast, seeds, seed)
+    rows = np.arange(scenario.item_ids.size)
+    at_current = scenario.current_index
+    figures: dict[str, object] = {
+        **headline(result),
+        "oracle_vs_best_static": float(
+            result.outcomes["oracle"].value.sum(axis=1).mean() / result.outcomes["best_static"].value.sum(axis=1).mean()
+            - 1
+        ),
+        "forecast_vs_truth_units_at_current_price": float(
+            forecast[rows, :, at_current].sum() / max(scenario.truth[rows, :, at_current].sum(), 1e-12)
+        ),
+        "cells": breakdown(result),
+        "policies": policy_table(result),
+        "periods": horizon,
+        "seeds": seeds,
+        "start": str(scenario.start),
+        "solve_seconds": result.solve_seconds,
+        "seconds": time.perf_counter() - started,
+    }
+    summary = BacktestSummary(figures, result)
+    if out is not None:
+        from pricing.plots import plot_backtest
+
+        out.mkdir(parents=True, exist_ok=True)
+        summary.plots = plot_backtest(result, out)
+        (out / "backtest.json").write_text(json.dumps(figures, indent=2, default=float))
+    return summary
+
+
+__all__ = ["POLICIES", "BacktestSummary", "run_world_backtest"]
