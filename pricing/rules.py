@@ -298,9 +298,12 @@ def rule_masks(
         }
     permits.update(stateful_permits(current[:, None], p, arrays["max_change"], arrays["markdown_only"]))
     ends = np.ones_like(valid)
+    rows_by_endings: dict[tuple[float, ...], list[int]] = {}
     for i, e in enumerate(arrays["endings"]):
         if e is not None:
-            ends[i] = has_ending(p[i], e)
+            rows_by_endings.setdefault(tuple(e), []).append(i)
+    for e, rows in rows_by_endings.items():
+        ends[rows] = has_ending(p[rows], e)
     permits["endings"] = ends
     permits = {name: permits[name] & valid for name in RULE_ORDER}
 
