@@ -21,7 +21,7 @@ app = typer.Typer(help="Optimise price schedules and backtest pricing policies."
 def bootstrap_demand(settings: Settings) -> None:
     """Train and register a first demand model when none is registered (`siyu bootstrap`, `make serve`)."""
     from pricing.demand import train_and_register
-    from training.tracking import CHAMPION, alias_version
+    from siyu.tracking import CHAMPION, alias_version
 
     if alias_version(settings, settings.demand_model_name, CHAMPION) is not None:
         console.print(f"[green]@{CHAMPION}[/] '{settings.demand_model_name}' already registered")

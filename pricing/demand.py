@@ -66,7 +66,7 @@ from rich.console import Console
 from scipy import optimize, sparse, special
 
 from siyu.settings import Settings
-from training.tracking import CHALLENGER, CHAMPION, alias_version, client, data_version, use_registry, use_tracking
+from siyu.tracking import CHAMPION, alias_version, data_version, register_first_aliases, use_registry, use_tracking
 
 FEATURES: tuple[str, ...] = ("buyer_frequency", "turnover")
 WEEKDAYS = 7
@@ -1209,12 +1209,7 @@ def train_and_register(
             ],
         )
     version = str(info.registered_model_version)
-    aliases = [CHALLENGER]
-    registry = client(settings)
-    registry.set_registered_model_alias(settings.demand_model_name, CHALLENGER, version)
-    if alias_version(settings, settings.demand_model_name, CHAMPION) is None:
-        registry.set_registered_model_alias(settings.demand_model_name, CHAMPION, version)
-        aliases.append(CHAMPION)
+    aliases = register_first_aliases(settings, settings.demand_model_name, version)
     model.version = version
     return DemandResult(run_id=run.info.run_id, version=version, aliases=aliases, metrics=metrics, model=model)
 

@@ -54,6 +54,7 @@ def run_world_backtest(
     start_day: int | None = None,
     out: Path | None = None,
     seed: int = 0,
+    write_json: bool = True,
 ) -> BacktestSummary:
     """Fit demand on the days before `start_day`, play every policy `seeds` times, summarise (and plot into `out`)."""
     world = json.loads((settings.truth_dir / "world.json").read_text())
@@ -76,10 +77,6 @@ def run_world_backtest(
     at_current = scenario.current_index
     figures: dict[str, object] = {
         **headline(result),
-        "oracle_vs_best_static": float(
-            result.outcomes["oracle"].value.sum(axis=1).mean() / result.outcomes["best_static"].value.sum(axis=1).mean()
-            - 1
-        ),
         "forecast_vs_truth_units_at_current_price": float(
             forecast[rows, :, at_current].sum() / max(scenario.truth[rows, :, at_current].sum(), 1e-12)
         ),
@@ -97,7 +94,8 @@ def run_world_backtest(
 
         out.mkdir(parents=True, exist_ok=True)
         summary.plots = plot_backtest(result, out)
-        (out / "backtest.json").write_text(json.dumps(figures, indent=2, default=float))
+        if write_json:
+            (out / "backtest.json").write_text(json.dumps(figures, indent=2, default=float))
     return summary
 
 

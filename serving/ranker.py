@@ -20,8 +20,8 @@ from feast import FeatureStore
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
 from siyu.settings import Settings
+from siyu.tracking import CHAMPION, alias_version, use_registry
 from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
-from training.tracking import CHAMPION, alias_version, use_registry
 
 MAX_CANDIDATES = 500  # most popular in-stock items scored per request
 USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES]

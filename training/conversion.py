@@ -20,8 +20,8 @@ from rich.console import Console
 from features.repo import feature_store, source_paths
 from siyu.metrics import auc, expected_calibration_error, logloss
 from siyu.settings import Settings
+from siyu.tracking import data_version, register_first_aliases, use_tracking
 from training.dataset import MODEL_FEATURES, PRICE_FEATURES, TrainingSet, build_training_set
-from training.tracking import CHALLENGER, CHAMPION, alias_version, client, data_version, use_tracking
 
 EXPERIMENT = "conversion"
 DEFAULT_PARAMS: dict[str, float | int | str] = {
@@ -138,10 +138,5 @@ def train_and_register(
             pip_requirements=[f"lightgbm=={lgb.__version__}"],
         )
     version = str(info.registered_model_version)
-    aliases = [CHALLENGER]
-    registry = client(settings)
-    registry.set_registered_model_alias(settings.conversion_model_name, CHALLENGER, version)
-    if alias_version(settings, settings.conversion_model_name, CHAMPION) is None:
-        registry.set_registered_model_alias(settings.conversion_model_name, CHAMPION, version)
-        aliases.append(CHAMPION)
+    aliases = register_first_aliases(settings, settings.conversion_model_name, version)
     return ConversionResult(run_id=run.info.run_id, version=version, aliases=aliases, metrics=metrics)

@@ -10,10 +10,10 @@ from features import repo
 from features.build import load_feature_tables
 from siyu.data.identity import IdentityReport, build_identity_map
 from siyu.settings import Settings
+from siyu.tracking import CHAMPION, alias_version
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
 from training.conversion import ConversionResult, train_and_register
-from training.tracking import CHAMPION, alias_version
 
 # The world `make serve` builds on a fresh machine: big enough for a meaningful model, small
 # enough to generate, featurise and train in about a minute on two cores.

@@ -12,7 +12,7 @@ import pytest
 
 from pricing.demand import DemandResult, load_champion, train_and_register
 from siyu.settings import Settings
-from training.tracking import CHALLENGER, CHAMPION, alias_version, client
+from siyu.tracking import CHALLENGER, CHAMPION, alias_version, client
 
 pytestmark = pytest.mark.integration
 

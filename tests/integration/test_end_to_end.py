@@ -9,7 +9,7 @@ import pytest
 from features import repo
 from serving.ranker import latest_item_table
 from siyu.settings import Settings
-from training.tracking import CHAMPION, alias_version
+from siyu.tracking import CHAMPION, alias_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

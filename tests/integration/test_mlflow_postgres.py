@@ -11,11 +11,11 @@ import pytest
 
 from features import repo
 from siyu.settings import Settings
+from siyu.tracking import CHAMPION, alias_version, use_registry
 from tests.conftest import in_ci, make_settings
 from training.conversion import train_and_register
 from training.dataset import MODEL_FEATURES
 from training.pipeline import build_features
-from training.tracking import CHAMPION, alias_version, use_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"

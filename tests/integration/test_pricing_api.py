@@ -9,7 +9,7 @@ import pytest
 
 from pricing.demand import load_champion
 from siyu.settings import Settings
-from training.tracking import CHAMPION, alias_version
+from siyu.tracking import CHAMPION, alias_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from serving.ranker import Ranker
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table
+from siyu.tracking import CHAMPION, use_registry
 from training.dataset import PRICE_FEATURES, build_training_set, labelled_impressions
-from training.tracking import CHAMPION, use_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

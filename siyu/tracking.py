@@ -54,6 +54,20 @@ def alias_version(settings: Settings, name: str, alias: str) -> str | None:
         return None
 
 
+def register_first_aliases(settings: Settings, name: str, version: str) -> list[str]:
+    """A new version becomes @challenger; it also becomes @champion only when no champion exists yet.
+
+    Replacing a champion is `siyu promote`'s decision (on the same held-out rows), never a side effect of training.
+    """
+    registry = client(settings)
+    registry.set_registered_model_alias(name, CHALLENGER, version)
+    aliases = [CHALLENGER]
+    if alias_version(settings, name, CHAMPION) is None:
+        registry.set_registered_model_alias(name, CHAMPION, version)
+        aliases.append(CHAMPION)
+    return aliases
+
+
 def data_version(paths: list[Path]) -> str:
     """A short fingerprint of the input files (name, size, mtime) logged with every run."""
     digest = hashlib.sha256()
