@@ -235,7 +235,9 @@ def run(quick: bool, root: Path, reports: Path) -> tuple[dict, list[str]]:
         "dp_vs_fluid_bound": scale["dp_vs_fluid_bound"],
         **rules,
         **{k: v for k, v in scale.items() if k != "dp_vs_fluid_bound"},
+        "elasticity_vs_truth": f["elasticity_vs_truth"],
         "cells": f["cells"],
+        "real_data_elasticities": _real_elasticities(),
         "policies": {p: _policy_row(row) for p, row in f["policies"].items()},  # type: ignore[union-attr]
     }
     notes = [
@@ -266,6 +268,22 @@ def run(quick: bool, root: Path, reports: Path) -> tuple[dict, list[str]]:
     except Exception as exc:  # report what failed rather than lose the other figures
         notes.append(f"/price latency not measured: {type(exc).__name__}: {exc}")
     return figures, notes
+
+
+def _real_elasticities() -> dict[str, dict[str, float]]:
+    """Own-price elasticities with 95% intervals on the shared real price sets, one row per data set x segment."""
+    from pricing.real_data import real_elasticities
+
+    table = real_elasticities()
+    return {
+        f"{row.dataset}: {row.segment}": {
+            "elasticity": row.elasticity,
+            "ci_low": row.ci_low,
+            "ci_high": row.ci_high,
+            "n_obs": int(row.n_obs),
+        }
+        for row in table.itertuples()
+    }
 
 
 def _policy_row(row: dict) -> dict[str, float]:

@@ -338,17 +338,18 @@ def _sales(s: int, lo: int, hi: int, cum: np.ndarray, dcum: np.ndarray) -> tuple
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _convolve_into(pmf: np.ndarray, lo: int, hi: int, src: np.ndarray, dst: np.ndarray, a: int, b: int) -> None:
-    """dst[k] += sum over d in [lo, hi] with k - d >= a of pmf[d] * src[k - d], for k <= b: the hot loop.
+def _convolve_into(pmf: np.ndarray, lo: int, hi: int, src: np.ndarray, dst: np.ndarray, a: int, b: int, c: int) -> None:
+    """dst[k] += sum over d in [lo, hi] with a <= k - d <= c of pmf[d] * src[k - d], for k <= b: the hot loop.
 
     Written as axpy sweeps over k on slices (long, contiguous, no negative-index checks: numba vectorises them,
     ~3x faster than indexing src[k - d] directly), four values of d per sweep so dst is loaded and stored a
     quarter as often; the first three k of a sweep, where not all four terms exist yet, are done one by one.
+    The sweeps of four may read src up to index c + 3: the caller keeps src[c + 1 .. c + 3] zero (or c >= b).
     """
     d = lo
     while d + 3 <= hi:
         p0, p1, p2, p3 = pmf[d], pmf[d + 1], pmf[d + 2], pmf[d + 3]
-        for k in range(d + a, min(d + a + 3, b + 1)):
+        for k in range(d + a, min(d + a + 3, b + 1, d + c + 1)):
             acc = p0 * src[k - d]
             if k - d - 1 >= a:
                 acc += p1 * src[k - d - 1]
@@ -356,9 +357,9 @@ def _convolve_into(pmf: np.ndarray, lo: int, hi: int, src: np.ndarray, dst: np.n
                 acc += p2 * src[k - d - 2]
             dst[k] += acc
         start = d + a + 3
-        n = b + 1 - start
+        n = min(b, d + c + 3) + 1 - start
         if n > 0:
-            out = dst[start : b + 1]
+            out = dst[start : start + n]
             s0 = src[start - d : start - d + n]
             s1 = src[start - d - 1 : start - d - 1 + n]
             s2 = src[start - d - 2 : start - d - 2 + n]
@@ -367,9 +368,9 @@ def _convolve_into(pmf: np.ndarray, lo: int, hi: int, src: np.ndarray, dst: np.n
                 out[k] += p0 * s0[k] + p1 * s1[k] + p2 * s2[k] + p3 * s3[k]
         d += 4
     while d <= hi:
-        n = b + 1 - d - a
+        n = min(b, d + c) + 1 - d - a
         if n > 0:
-            out = dst[d + a : b + 1]
+            out = dst[d + a : d + a + n]
             s0 = src[a : a + n]
             pd = pmf[d]
             for k in range(n):
@@ -438,7 +439,7 @@ def _backward_period(
                 for s in range(R + 1):
                     survival, sold = _sales(s, lo, hi, cum, dcum)
                     qj[s] = reward[i, j] * sold + survival * cont[0]  # sell out: C(0)
-                _convolve_into(pmf, lo, hi, cont, qj, 1, R)  # sell d < s: C(s - d)
+                _convolve_into(pmf, lo, hi, cont, qj, 1, R, R)  # sell d < s: C(s - d)
             if s_query[i] >= 0:
                 q_out[i, j] = q[j, s_query[i]]
         best = np.empty(R + 1)
@@ -470,11 +471,13 @@ def _forward_period(
     arrive_next: np.ndarray,  # (n,)
     dist_out: np.ndarray,  # (n, S+1, K) out: next period's distribution, K = J (keep the price) or 1
     stats: np.ndarray,  # (n, 5) out: E[price], E[stock], E[units], E[revenue], E[units written off]
+    state_mass: np.ndarray,  # (n, P) out: probability of each previous-price state
 ) -> None:
     """Push the exact state distribution through one period under a policy, with the period's expected figures.
 
-    Work is per (stock, price charged) with positive probability: the probability of selling d < s units is
-    scattered onto leftover s - d from a reversed copy of the pmf, so each state costs one short contiguous sweep.
+    The probability mass is first gathered per (price charged, stock); then, per price, selling d < s units
+    moves mass from s to s - d: in coordinates reversed from the highest such stock that is the backward pass's
+    convolution, restricted to the stocks at which the price is charged.
     """
     n, J = lam.shape
     P = pol.shape[2]
@@ -483,43 +486,51 @@ def _forward_period(
         R = reach[i]
         top = R - 1 if R > 0 else 0
         dist_out[i] = 0.0
+        state_mass[i] = 0.0
         mass = np.zeros((J, R + 1))
-        used = np.zeros(J, np.bool_)
         for s in range(R + 1):
             for p in range(P):
                 m = dist[i, s, p]
                 if m > 0.0:
                     mass[pol[i, s, p], s] += m
-                    used[pol[i, s, p]] = True
+                    state_mass[i, p] += m
         leftover = np.zeros((J if keep_price else 1, R + 1))
         pmf = np.empty(R + 1)
         cum = np.empty(R + 1)
         dcum = np.empty(R + 1)
-        rev = np.empty(R + 1)
+        src = np.zeros(R + 4)
+        dst = np.empty(R + 1)
         price = stock = units = revenue = 0.0
         for j in range(J):
-            if not used[j]:
-                continue
-            lo, hi = _poisson_window(lam[i, j], top, pmf, cum, dcum)
-            for k in range(hi - lo + 1):
-                rev[k] = pmf[hi - k]
-            row = leftover[j] if keep_price else leftover[0]
+            s_lo, s_hi = R + 1, -1
             for s in range(R + 1):
-                m = mass[j, s]
+                if mass[j, s] > 0.0:
+                    s_lo, s_hi = min(s_lo, s), s
+            if s_hi < 0:
+                continue  # price j is charged at no stock with positive probability
+            lo, hi = _poisson_window(lam[i, j], top, pmf, cum, dcum)
+            row = leftover[j] if keep_price else leftover[0]
+            width = s_hi - s_lo
+            for u in range(width + 1):
+                m = mass[j, s_hi - u]
+                src[u] = m
                 if m == 0.0:
                     continue
+                s = s_hi - u
                 survival, sold = _sales(s, lo, hi, cum, dcum)
                 price += m * prices[i, j]
                 stock += m * s
                 units += m * sold
                 revenue += m * prices[i, j] * sold
-                row[0] += m * survival
-                d_top = min(hi, s - 1)
-                if d_top >= lo:  # leftover x = s - d for d in [lo, d_top], i.e. rev[hi - d]
-                    out = row[s - d_top : s - lo + 1]
-                    src = rev[hi - d_top : hi - lo + 1]
-                    for k in range(d_top - lo + 1):
-                        out[k] += m * src[k]
+                row[0] += m * survival  # sold out
+            # Sold d < s: leftover x = s - d >= 1 is y = s_hi - x in reversed coordinates, y - d = s_hi - s.
+            y_end = min(s_hi - 1, width + hi + 3)
+            if y_end >= lo:
+                dst[lo : y_end + 1] = 0.0
+                _convolve_into(pmf, lo, hi, src, dst, 0, s_hi - 1, width)
+                for y in range(lo, y_end + 1):
+                    row[s_hi - y] += dst[y]
+            src[: width + 1] = 0.0
         waste = 0.0
         for k in range(leftover.shape[0]):
             for x in range(R + 1):
@@ -666,6 +677,7 @@ def _forward(
     dist[np.arange(m), reach[:, 0], 0] = 1.0
     buffers = (np.empty((m, S + 1, K)), np.empty((m, S + 1, K)))  # ping-pong: fresh pages are slow to touch
     period = np.empty((m, 5))
+    state_mass = {1: np.empty((m, 1)), K: np.empty((m, K))}  # by number of previous-price states
     stats = np.zeros((m, T, 5))
     prev_state = np.zeros((m, T, K))
     for t in range(T):
@@ -673,11 +685,11 @@ def _forward(
         flush = _per_period(expire, t) | last
         arrive = np.zeros(m, np.int64) if last else _per_period(arrivals, t + 1)
         out = buffers[t % 2]
-        _forward_period(
-            _per_period(lam, t), prices, policy_at(t), dist, _per_period(reach, t), flush, arrive, out, period
-        )
+        pol = policy_at(t)
+        mass = state_mass[pol.shape[2]]
+        _forward_period(_per_period(lam, t), prices, pol, dist, _per_period(reach, t), flush, arrive, out, period, mass)
         stats[:, t] = period
-        prev_state[:, t, : dist.shape[2]] = dist.sum(axis=1)
+        prev_state[:, t, : mass.shape[1]] = mass
         dist = out
         tick()
     return stats, prev_state

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from rich.table import Table
 
 from pricing.backtest import POLICIES, BacktestResult, run_backtest
-from pricing.demand import fit_demand
+from pricing.demand import DemandModel, fit_demand
 from pricing.evaluation import breakdown, headline, policy_table
 from pricing.sales import daily_sales
-from pricing.scenario import load_scenario
+from pricing.scenario import Scenario, load_scenario
 from siyu.settings import Settings
 
 
@@ -44,6 +45,42 @@ class BacktestSummary:
             cells += [f"{row['waste']:.2f}", f"{row['stockouts']:.2f}", f"{row['price_changes']:.2f}"]
             table.add_row(*cells)
         return table
+
+
+def true_elasticity(scenario: Scenario) -> np.ndarray:
+    """(n,) the world's own-price elasticity at today's price: d log E[units] / d log p on the truth's ladder.
+
+    A central difference over the neighbouring ladder prices, on demand summed over the horizon.
+    """
+    demand = np.log(np.maximum(scenario.truth.sum(axis=1), 1e-12))
+    log_p = np.log(scenario.ladder)
+    rows = np.arange(scenario.item_ids.size)
+    lo = np.maximum(scenario.current_index - 1, 0)
+    hi = np.minimum(scenario.current_index + 1, scenario.ladder.shape[1] - 1)
+    return (demand[rows, hi] - demand[rows, lo]) / (log_p[rows, hi] - log_p[rows, lo])
+
+
+def elasticity_vs_truth(model: DemandModel, scenario: Scenario) -> dict[str, float]:
+    """How far the learned elasticities are from the world's, per SKU and per category (demand-weighted)."""
+    truth = true_elasticity(scenario)
+    learned, se = model.elasticity(scenario.item_ids, scenario.category_ids)
+    weight = scenario.truth[np.arange(truth.size), :, scenario.current_index].sum(axis=1)
+    frame = pd.DataFrame({"category": scenario.category_ids, "truth": truth, "learned": learned, "w": weight})
+    by_category = frame.groupby("category").apply(
+        lambda g: pd.Series({c: np.average(g[c], weights=g["w"] + 1e-12) for c in ("truth", "learned")}),
+        include_groups=False,
+    )
+    inside = np.abs(learned - truth) <= 1.645 * se
+    return {
+        "true_mean": float(np.average(truth, weights=weight + 1e-12)),
+        "learned_mean": float(np.average(learned, weights=weight + 1e-12)),
+        "sku_mae": float(np.abs(learned - truth).mean()),
+        "sku_bias": float((learned - truth).mean()),
+        "sku_corr": float(np.corrcoef(learned, truth)[0, 1]) if truth.size > 2 else float("nan"),
+        "sku_in_90pct_interval": float(inside.mean()),
+        "category_mae": float((by_category["learned"] - by_category["truth"]).abs().mean()),
+        "categories": len(by_category),
+    }
 
 
 def run_world_backtest(
@@ -73,6 +110,7 @@ def run_world_backtest(
         scenario.item_ids, scenario.ladder, scenario.start, horizon, category_ids=scenario.category_ids
     )
     result = run_backtest(scenario, forecast, seeds, seed)
+    elasticity = elasticity_vs_truth(model, scenario)
     rows = np.arange(scenario.item_ids.size)
     at_current = scenario.current_index
     figures: dict[str, object] = {
@@ -80,6 +118,7 @@ def run_world_backtest(
         "forecast_vs_truth_units_at_current_price": float(
             forecast[rows, :, at_current].sum() / max(scenario.truth[rows, :, at_current].sum(), 1e-12)
         ),
+        "elasticity_vs_truth": elasticity,
         "cells": breakdown(result),
         "policies": policy_table(result),
         "periods": horizon,
