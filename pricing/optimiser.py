@@ -344,12 +344,12 @@ def _convolve_into(pmf: np.ndarray, lo: int, hi: int, src: np.ndarray, dst: np.n
     Written as axpy sweeps over k on slices (long, contiguous, no negative-index checks: numba vectorises them,
     ~3x faster than indexing src[k - d] directly), four values of d per sweep so dst is loaded and stored a
     quarter as often; the first three k of a sweep, where not all four terms exist yet, are done one by one.
-    The sweeps of four may read src up to index c + 3: the caller keeps src[c + 1 .. c + 3] zero (or c >= b).
+    Sweeps of four may read src up to index c + 3: the caller keeps src[c + 1 .. c + 3] zero (or c >= b).
     """
     d = lo
     while d + 3 <= hi:
         p0, p1, p2, p3 = pmf[d], pmf[d + 1], pmf[d + 2], pmf[d + 3]
-        for k in range(d + a, min(d + a + 3, b + 1, d + c + 1)):
+        for k in range(d + a, min(d + a + 3, b + 1)):
             acc = p0 * src[k - d]
             if k - d - 1 >= a:
                 acc += p1 * src[k - d - 1]
@@ -611,16 +611,16 @@ def _backward(
     """The DP backward over all periods for the SKUs in `rows`, with or without the previous price as state.
 
     Returns the value from today's stock (m,), period-0 action values of every ladder price (m, J), the policy
-    (m, T, S+1) (after today's price in period 0; after the lowest allowed previous index later, for stateful
-    SKUs, until ``solve`` replaces it), and for stateful SKUs the policy by previous price, period-major
-    (T, m, S+1, J) so that each period's kernel writes straight into it.
+    (m, T, S+1) (for stateful SKUs: after today's price in period 0, after previous index 0 later, until
+    ``solve`` replaces it), and for stateful SKUs the policy by previous price, period-major (T, m, S+1, J) so
+    that each period's kernel writes straight into it.
     """
     _, T, J = problem.shape
     S = problem.max_stock
     m = rows.size
     lam, reward, reach = problem.demand[rows], problem.reward[rows], problem.reach[rows]
     salvage, expire, arrivals = problem.salvage[rows], problem.expire[rows], problem.arrivals[rows]
-    allowed, valid, start = problem.allowed[rows], problem.valid[rows], reach[:, 0]
+    allowed, valid, start = problem.allowed[rows], problem.valid[rows], _per_period(reach, 0)
     later = problem.transitions()[rows] if by_price else allowed[:, None, :]  # moves after a ladder price
     now = problem.allowed_now[rows][:, None, :]  # moves after today's price
     K = J if by_price else 1

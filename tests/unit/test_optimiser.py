@@ -14,7 +14,7 @@ from scipy.stats import poisson
 
 from pricing.fluid import fluid_bound, fluid_bound_dual, fluid_bound_highs
 from pricing.ladder import price_ladder
-from pricing.optimiser import PricingProblem, policy_index, solve, solve_reference
+from pricing.optimiser import PricingProblem, _convolve_into, policy_index, solve, solve_reference
 from pricing.rules import RuleConflict
 
 # --------------------------------------------------------------------------------------------------------------
@@ -171,6 +171,27 @@ def test_fast_solve_equals_reference_dp(options: dict) -> None:
             s = np.arange(reach[i, t] + 1)
             np.testing.assert_array_equal(fast.policy_by_prev[k, t, s], ref.policy_by_prev[i, t, s])
     np.testing.assert_allclose(fast.price_now, problem.prices[np.arange(n), ref.policy_now[np.arange(n), reach[:, 0]]])
+
+
+def test_convolution_kernel_equals_the_double_sum() -> None:
+    """The hot loop of both passes (unrolled, sliced, with a ragged head) against the sum it stands for."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        size = int(rng.integers(1, 40))
+        lo = int(rng.integers(0, 5))
+        hi = int(rng.integers(lo, lo + size + 3))
+        a, b, c = int(rng.integers(0, 2)), int(rng.integers(0, size + 1)), int(rng.integers(0, size))
+        pmf = rng.random(hi + 1)
+        src = np.zeros(size + 10)
+        src[: c + 1] = rng.random(c + 1)
+        dst = np.zeros(size + 10)
+        _convolve_into(pmf, lo, hi, src, dst, a, b, c)
+        expected = np.zeros_like(dst)
+        for k in range(b + 1):
+            for d in range(lo, hi + 1):
+                if a <= k - d <= c:
+                    expected[k] += pmf[d] * src[k - d]
+        np.testing.assert_allclose(dst, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_expected_path_value_matches_the_dp_value() -> None:
