@@ -86,6 +86,13 @@ def optimise(
         raise fail(f"--out {out}: expected a .parquet or .csv file name", 2)
     settings = settings_for(data_dir)
     skus = _read_table(input_path, "SKU")
+    if rules == "none":
+        from pricing.planning import RULE_COLUMNS
+
+        ignored = [c for c in RULE_COLUMNS if c in skus.columns]
+        if ignored:
+            console.print(f"--rules none: ignoring the rule column(s) {ignored} of {input_path}")
+            skus = skus.drop(columns=ignored)
     demand = _read_table(demand_path, "demand") if demand_path else None
     model, version = (None, None) if demand is not None else _champion_demand(settings)
     try:

@@ -30,20 +30,22 @@ class BacktestSummary:
     plots: list[Path] = field(default_factory=list)
 
     def table(self) -> Table:
-        """Policies as ratios to the oracle, with 95% intervals over seeds."""
+        """Policies as ratios to the oracle (value with its 95% interval over seeds), and per-SKU counts."""
+        f = self.figures
         table = Table(
-            title=f"backtest: {self.figures['skus']} SKUs x {self.figures['periods']} days, "
-            f"{self.figures['seeds']} seeds (ratio to the oracle DP, 95% CI)"
+            title=f"backtest: {f['skus']} SKUs x {f['periods']} days x {f['seeds']} seeds, ratios to the oracle"
         )
-        for column in ("policy", "value", "revenue", "margin", "units", "waste/SKU", "stock-outs/SKU", "changes/SKU"):
-            table.add_column(column, justify="right" if column != "policy" else "left")
-        for policy, row in self.figures["policies"].items():  # type: ignore[union-attr]
-            cells = [policy]
-            for name in ("value", "revenue", "margin", "units"):
-                r = row[f"{name}_vs_oracle"]
-                cells.append(f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
-            cells += [f"{row['waste']:.2f}", f"{row['stockouts']:.2f}", f"{row['price_changes']:.2f}"]
-            table.add_row(*cells)
+        for column in ("policy", "value [95% CI]", "revenue", "margin", "units", "waste", "stock-outs", "changes"):
+            table.add_column(column, justify="left" if column == "policy" else "right")
+        for policy, row in f["policies"].items():  # type: ignore[union-attr]
+            value = row["value_vs_oracle"]
+            table.add_row(
+                policy,
+                f"{value['mean']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]",
+                *(f"{row[f'{name}_vs_oracle']['mean']:.3f}" for name in ("revenue", "margin", "units")),
+                *(f"{row[name]:.2f}" for name in ("waste", "stockouts", "price_changes")),
+            )
+        table.caption = "waste, stock-outs and price changes are per SKU over the horizon"
         return table
 
 

@@ -164,10 +164,11 @@ def _world_start(settings: Settings) -> date:
 
 def _truth_cube(demand: pd.DataFrame, ids: np.ndarray, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
     """(n, T, J) true units and the (n, J) ladder, from the long truth table."""
-    frame = demand[demand["item_id"].isin(ids)].sort_values(["item_id", "date", "price_multiplier"])
+    frame = demand[demand["item_id"].isin(ids)]
     n_prices = frame["price_multiplier"].nunique()
-    order = pd.Index(ids)
-    frame = frame.assign(row=order.get_indexer(frame["item_id"])).sort_values(["row", "date", "price_multiplier"])
+    frame = frame.assign(row=pd.Index(ids).get_indexer(frame["item_id"])).sort_values(
+        ["row", "date", "price_multiplier"]
+    )
     truth = frame["expected_units"].to_numpy().reshape(len(ids), len(days), n_prices)
     ladder = frame["price"].to_numpy().reshape(len(ids), len(days), n_prices)[:, 0, :]
     return truth, ladder
