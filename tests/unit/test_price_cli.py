@@ -163,3 +163,31 @@ def test_horizon_out_of_range_and_no_model_are_clear(settings: Settings, tmp_pat
         assert result.exit_code == 2 and "horizon" in result.output
     result = _optimise(settings, "--input", skus, "--out", str(tmp_path / "o.parquet"))
     assert result.exit_code == 1 and "siyu train demand" in result.output
+
+
+def test_train_demand_then_backtest_from_the_command_line(small_world: Settings, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import make_settings
+
+    world = make_settings(tmp_path / "copy")
+    shutil.copytree(small_world.data_dir, world.data_dir)
+    env = {"SIYU_MLFLOW_TRACKING_URI": world.mlflow_tracking_uri, "SIYU_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "art")}
+    trained = runner.invoke(app, ["train", "demand", "--data-dir", str(world.data_dir)], env=env)
+    assert trained.exit_code == 0, trained.output
+    assert "champion" in trained.output
+    result = runner.invoke(
+        app,
+        ["price", "backtest", "--skus", "20", "--horizon", "7", "--seeds", "3", "--start-day", "14"]
+        + ["--out", str(tmp_path / "bt"), "--data-dir", str(world.data_dir)],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["skus"] == 20 and "revenue_vs_oracle_learned_demand" in figures
+    assert (tmp_path / "bt" / "pricing_paths.png").exists()
+
+
+def test_backtest_without_a_generated_world_explains_why(settings: Settings) -> None:
+    result = runner.invoke(app, ["price", "backtest", "--data-dir", str(settings.data_dir)])
+    assert result.exit_code == 1 and "generated world" in result.output
