@@ -178,8 +178,10 @@ def test_train_demand_then_backtest_from_the_command_line(small_world: Settings,
     assert "champion" in trained.output
     result = runner.invoke(
         app,
-        ["price", "backtest", "--skus", "20", "--horizon", "7", "--seeds", "3", "--start-day", "14"]
-        + ["--out", str(tmp_path / "bt"), "--data-dir", str(world.data_dir)],
+        [
+            *("price", "backtest", "--skus", "20", "--horizon", "7", "--seeds", "3", "--start-day", "14"),
+            *("--out", str(tmp_path / "bt"), "--data-dir", str(world.data_dir)),
+        ],
         env=env,
     )
     assert result.exit_code == 0, result.output
