@@ -17,11 +17,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from pricing.audit import count_violations
-from pricing.fluid import fluid_bound
-from pricing.optimiser import PricingProblem, solve, solve_reference
-from pricing.report import run_world_backtest
-from pricing.rules import PricingRules, RuleConflict
+from pricing.backtest.report import run_world_backtest
+from pricing.optimiser.audit import count_violations
+from pricing.optimiser.fluid import fluid_bound
+from pricing.optimiser.problem import PricingProblem
+from pricing.optimiser.reference import solve_reference
+from pricing.optimiser.rules import PricingRules, RuleConflict
+from pricing.optimiser.solve import solve
 from siyu.metrics import percentile_ms
 from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
@@ -162,7 +164,7 @@ def rule_violations(quick: bool, seed: int = 3) -> dict[str, int]:
 
 def latency_run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]]:
     """POST /price with one SKU, sequentially, over HTTP, next to the same plan solved in process."""
-    from pricing.demand import load_champion
+    from pricing.demand.registry import load_champion
     from pricing.planning import default_rules, plan
     from serving.launcher import running_server
 
@@ -257,7 +259,7 @@ def run(quick: bool, root: Path, reports: Path) -> tuple[dict, list[str]]:
         "plots: pricing_paths.png (price and stock paths of a few SKUs, seed 0), pricing_ratios.png",
     ]
     try:
-        from pricing.demand import train_and_register
+        from pricing.demand.registry import train_and_register
         from training.pipeline import bootstrap
 
         bootstrap(settings)
@@ -278,7 +280,7 @@ def run(quick: bool, root: Path, reports: Path) -> tuple[dict, list[str]]:
 
 def _real_elasticities() -> dict[str, dict[str, float]]:
     """Own-price elasticities with 95% intervals on the shared real price sets, one row per data set x segment."""
-    from pricing.real_data import real_elasticities
+    from pricing.demand.real_data import real_elasticities
 
     table = real_elasticities()
     return {

@@ -20,7 +20,7 @@ app = typer.Typer(help="Optimise price schedules and backtest pricing policies."
 
 def bootstrap_demand(settings: Settings) -> None:
     """Train and register a first demand model when none is registered (`siyu bootstrap`, `make serve`)."""
-    from pricing.demand import train_and_register
+    from pricing.demand.registry import train_and_register
     from siyu.tracking import CHAMPION, alias_version
 
     if alias_version(settings, settings.demand_model_name, CHAMPION) is not None:
@@ -31,7 +31,7 @@ def bootstrap_demand(settings: Settings) -> None:
 
 def train_demand(data_dir: DataDir = None) -> None:
     """Fit the demand model on the brand's sales, log it to MLflow and register it."""
-    from pricing.demand import train_and_register
+    from pricing.demand.registry import train_and_register
 
     try:
         result = train_and_register(settings_for(data_dir), console=console)
@@ -137,7 +137,7 @@ def optimise(
 
 
 def _champion_demand(settings):
-    from pricing.demand import load_champion
+    from pricing.demand.registry import load_champion
 
     try:
         return load_champion(settings)
@@ -171,7 +171,7 @@ def backtest(
     data_dir: DataDir = None,
 ) -> None:
     """Play current price, best static price, the oracle DP, the learned-demand DP and a markdown rule on the truth."""
-    from pricing.report import run_world_backtest
+    from pricing.backtest.report import run_world_backtest
 
     settings = settings_for(data_dir)
     if not settings.truth_demand_path.exists():

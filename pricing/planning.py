@@ -15,10 +15,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from pricing.fluid import fluid_bound
-from pricing.ladder import price_ladder
-from pricing.optimiser import Objective, PricingProblem, PricingSolution, Progress, solve
-from pricing.rules import PricingRules
+from pricing.optimiser.fluid import fluid_bound
+from pricing.optimiser.ladder import price_ladder
+from pricing.optimiser.problem import Objective, PricingProblem
+from pricing.optimiser.rules import PricingRules
+from pricing.optimiser.solve import PricingSolution, Progress, solve
 from siyu.settings import Settings
 
 SKU_REQUIRED: tuple[str, ...] = ("item_id", "stock", "cost", "current_price", "salvage_value")

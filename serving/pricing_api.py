@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pricing.optimiser.rules import PricingRules, RuleConflict
 from pricing.planning import Plan, PlanningError, default_rules, plan
-from pricing.rules import PricingRules, RuleConflict
 from siyu.settings import Settings
 
 MAX_SKUS = 1000
@@ -116,7 +116,7 @@ class Pricer:
     """Holds the champion demand model for the life of the service."""
 
     def __init__(self, settings: Settings) -> None:
-        from pricing.demand import load_champion
+        from pricing.demand.registry import load_champion
 
         self.settings = settings
         try:

@@ -53,7 +53,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, object]]:
     """World -> identities -> features -> online store -> @champion model: the whole offline pipeline."""
     from features import repo
-    from pricing.demand import train_and_register as train_demand
+    from pricing.demand.registry import train_and_register as train_demand
     from training.conversion import train_and_register
     from training.pipeline import build_features
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.demand import DemandResult, load_champion, train_and_register
+from pricing.demand.registry import DemandResult, load_champion, train_and_register
 from siyu.settings import Settings
 from siyu.tracking import CHALLENGER, CHAMPION, alias_version, client
 

@@ -7,7 +7,7 @@ import itertools
 import httpx
 import pytest
 
-from pricing.demand import load_champion
+from pricing.demand.registry import load_champion
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
 

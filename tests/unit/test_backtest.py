@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pricing.backtest import closed_loop, demand_uniforms, fixed, play
-from pricing.optimiser import solve
-from pricing.report import run_world_backtest
-from pricing.scenario import load_scenario
+from pricing.backtest.play import closed_loop, demand_uniforms, fixed, play
+from pricing.backtest.report import run_world_backtest
+from pricing.backtest.scenario import load_scenario
+from pricing.optimiser.solve import solve
 from siyu.settings import Settings
 from tests.conftest import SMALL_WORLD
 

@@ -9,17 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.demand import (
-    DemandConfig,
-    DemandModel,
-    _loglik,
-    censored_log_likelihood,
-    expected_sales,
-    fit_demand,
-    time_split,
-)
-from pricing.real_data import real_elasticities
-from pricing.sales import build_daily_sales, daily_sales
+from pricing.demand.config import DemandConfig
+from pricing.demand.evaluation import censored_log_likelihood, expected_sales, time_split
+from pricing.demand.fit import fit_demand
+from pricing.demand.likelihood import _loglik
+from pricing.demand.model import DemandModel
+from pricing.demand.real_data import real_elasticities
+from pricing.demand.sales import build_daily_sales, daily_sales
 from siyu.data import schema
 from siyu.data.store import read_table
 from siyu.settings import Settings

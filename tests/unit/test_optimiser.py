@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 from scipy.stats import poisson
 
-from pricing.fluid import fluid_bound, fluid_bound_dual, fluid_bound_highs
-from pricing.ladder import price_ladder
-from pricing.optimiser import PricingProblem, _convolve_into, policy_index, solve, solve_reference
-from pricing.rules import RuleConflict
+from pricing.optimiser.fluid import fluid_bound, fluid_bound_dual, fluid_bound_highs
+from pricing.optimiser.kernels import _convolve_into
+from pricing.optimiser.ladder import price_ladder
+from pricing.optimiser.problem import PricingProblem
+from pricing.optimiser.reference import solve_reference
+from pricing.optimiser.rules import RuleConflict
+from pricing.optimiser.solve import policy_index, solve
 
 # --------------------------------------------------------------------------------------------------------------
 # Problem factories

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pricing.ladder import DEFAULT_MULTIPLIERS, apply_endings, has_ending, price_ladder
-from pricing.optimiser import PricingProblem, policy_index, solve
-from pricing.rules import PricingRules, RuleConflict, rule_arrays, rule_masks
+from pricing.optimiser.ladder import DEFAULT_MULTIPLIERS, apply_endings, has_ending, price_ladder
+from pricing.optimiser.problem import PricingProblem
+from pricing.optimiser.rules import PricingRules, RuleConflict, rule_arrays, rule_masks
+from pricing.optimiser.solve import policy_index, solve
 
 EPS = 1e-9
 

@@ -24,7 +24,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from pricing.optimiser import Objective, PricingProblem
+from pricing.optimiser.problem import Objective, PricingProblem
 from siyu.settings import Settings
 
 KINDS: tuple[str, ...] = ("regular", "perishable", "seasonal")
@@ -99,7 +99,7 @@ def load_scenario(
 ) -> Scenario:
     """SKUs with something to sell at `start_day` of the world in `settings`, up to `skus` of them (seeded sample).
 
-    `sales` is the daily sales panel (pricing.sales.daily_sales) when the caller already has it.
+    `sales` is the daily sales panel (pricing.demand.sales.daily_sales) when the caller already has it.
     """
     truth_items = pd.read_parquet(settings.truth_dir / "items.parquet").set_index("item_id")
     items = pd.read_parquet(settings.items_path).set_index("item_id")
@@ -191,7 +191,7 @@ def _deliveries(
 
 def _units_per_day(source: Settings | pd.DataFrame, start: date, days_before: int) -> pd.Series:
     """Each SKU's observed units sold per day before the start (from the brand's events)."""
-    from pricing.sales import daily_sales
+    from pricing.demand.sales import daily_sales
 
     sales = daily_sales(source) if isinstance(source, Settings) else source
     before = sales[sales["date"] < start]

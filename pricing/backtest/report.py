@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from pricing.backtest import POLICIES, BacktestResult, run_backtest
-from pricing.demand import DemandModel, fit_demand
-from pricing.evaluation import breakdown, headline, policy_table
-from pricing.sales import daily_sales
-from pricing.scenario import Scenario, load_scenario
+from pricing.backtest.evaluation import breakdown, headline, policy_table
+from pricing.backtest.play import POLICIES, BacktestResult, run_backtest
+from pricing.backtest.scenario import Scenario, load_scenario
+from pricing.demand.fit import fit_demand
+from pricing.demand.model import DemandModel
+from pricing.demand.sales import daily_sales
 from siyu.settings import Settings
 
 
@@ -131,7 +132,7 @@ def run_world_backtest(
     }
     summary = BacktestSummary(figures, result)
     if out is not None:
-        from pricing.plots import plot_backtest
+        from pricing.backtest.plots import plot_backtest
 
         out.mkdir(parents=True, exist_ok=True)
         summary.plots = plot_backtest(result, out)

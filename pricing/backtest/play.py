@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from pricing.optimiser import PricingSolution, solve
-from pricing.scenario import Scenario
+from pricing.backtest.scenario import Scenario
+from pricing.optimiser.solve import PricingSolution, solve
 
 POLICIES: tuple[str, ...] = ("current", "best_static", "clairvoyant_static", "oracle", "learned", "markdown")
 MARKDOWN_CUT = 0.10

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from pricing.optimiser import PricingProblem
+from pricing.optimiser.problem import PricingProblem
 
 # SKUs per HiGHS LP: big enough to amortise the call, small enough that presolve stays fast.
 _HIGHS_CHUNK = 50

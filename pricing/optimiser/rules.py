@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pricing.ladder import ending_cents, has_ending
+from pricing.optimiser.ladder import ending_cents, has_ending
 
 # The order in which binding rules are named; also the order of RuleMasks.permits.
 RULE_ORDER: tuple[str, ...] = ("floor", "ceiling", "min_margin", "markdown_only", "max_change", "endings")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pricing.optimiser import PricingProblem, PricingSolution, policy_index
-from pricing.rules import PricingRules
+from pricing.optimiser.problem import PricingProblem
+from pricing.optimiser.rules import PricingRules
+from pricing.optimiser.solve import PricingSolution, policy_index
 
 _EPS = 1e-6
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pricing.backtest import BacktestResult
+from pricing.backtest.play import BacktestResult
 
 SHOWN = ("current", "best_static", "oracle", "learned", "markdown")
 

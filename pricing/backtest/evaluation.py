@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from pricing.backtest import POLICIES, BacktestResult, Outcome
-from pricing.scenario import KINDS, Scenario
+from pricing.backtest.play import POLICIES, BacktestResult, Outcome
+from pricing.backtest.scenario import KINDS, Scenario
 
 MEASURES: tuple[str, ...] = ("value", "revenue", "margin", "units", "waste", "stockouts", "price_changes")
 
