@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pricing.optimiser.rules import PricingRules, RuleConflict
+from pricing.optimiser.solve import ExpectedPath
 from pricing.planning import Plan, PlanningError, default_rules, plan
 from siyu.settings import Settings
 
@@ -58,7 +59,9 @@ class PriceRequest(BaseModel):
     skus: list[SkuIn] = Field(min_length=1, max_length=MAX_SKUS)
     horizon: int = Field(28, ge=1, le=MAX_HORIZON, description="periods (days) to plan")
     objective: Literal["revenue", "margin"] = "revenue"
-    rules: PricingRules | None = Field(None, description="rules for every SKU (default: the service's settings)")
+    rules: PricingRules | None = Field(
+        None, description="rules for every SKU, on top of the service's defaults (SIYU_PRICING_*), field by field"
+    )
     start: date | None = Field(None, description="first day of the plan (default: today)")
 
     @model_validator(mode="after")
@@ -139,7 +142,10 @@ class Pricer:
                 "category_id": [s.category_id for s in request.skus],
             }
         )
-        base = request.rules or default_rules(self.settings)
+        # The request's rules override the service's defaults field by field ({"floor": 9.9} keeps min_margin).
+        base = default_rules(self.settings)
+        if request.rules is not None:
+            base = PricingRules(**{**base.model_dump(), **request.rules.model_dump(exclude_unset=True)})
         arrivals = np.zeros((len(request.skus), request.horizon), dtype=np.int64)
         for i, sku in enumerate(request.skus):
             if sku.arrivals:
@@ -162,14 +168,14 @@ class Pricer:
         return _response(result, request.horizon, self.version)
 
 
-def _figures(path: object, i: int) -> Figures:
+def _figures(path: ExpectedPath, i: int) -> Figures:
     return Figures(
-        expected_value=float(path.value[i]),  # type: ignore[attr-defined]
-        expected_revenue=float(path.revenue[i]),  # type: ignore[attr-defined]
-        expected_margin=float(path.margin[i]),  # type: ignore[attr-defined]
-        expected_units=float(path.sold[i]),  # type: ignore[attr-defined]
-        sell_through=float(path.sell_through[i]),  # type: ignore[attr-defined]
-        waste=float(path.waste[i]),  # type: ignore[attr-defined]
+        expected_value=float(path.value[i]),
+        expected_revenue=float(path.revenue[i]),
+        expected_margin=float(path.margin[i]),
+        expected_units=float(path.sold[i]),
+        sell_through=float(path.sell_through[i]),
+        waste=float(path.waste[i]),
     )
 
 
