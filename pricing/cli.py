@@ -12,8 +12,10 @@ import typer
 from siyu.cli_support import DataDir, console, fail, settings_for
 from siyu.settings import Settings
 
-if TYPE_CHECKING:  # pandas is imported by the commands that need it, so `siyu --help` stays fast
+if TYPE_CHECKING:  # pandas and the model are imported by the commands that need them: `siyu --help` stays fast
     import pandas as pd
+
+    from pricing.demand.model import DemandModel
 
 app = typer.Typer(help="Optimise price schedules and backtest pricing policies.", no_args_is_help=True)
 
@@ -136,7 +138,8 @@ def optimise(
     )
 
 
-def _champion_demand(settings):
+def _champion_demand(settings: Settings) -> tuple[DemandModel, str]:
+    """The registered @champion demand model, or exit naming what to run."""
     from pricing.demand.registry import load_champion
 
     try:
