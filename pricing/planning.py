@@ -96,26 +96,25 @@ def validate_skus(skus: pd.DataFrame) -> pd.DataFrame:
     duplicated = frame["item_id"][frame["item_id"].duplicated()]
     if len(duplicated):
         raise PlanningError(f"item_id: duplicated {duplicated.head(3).tolist()} (one row per SKU)")
-    for column, minimum, strict in (("stock", 0, False), ("cost", 0, False), ("current_price", 0, True)):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values) | ((values <= minimum) if strict else (values < minimum))
-        if column == "stock":
-            bad |= values != np.round(values)
+    # Checked as numpy arrays: on the request path (one SKU per /price call) pandas per-column ops dominate.
+    checks = {
+        "stock": (lambda v: v >= 0, "a number >= 0 whole units"),
+        "cost": (lambda v: v >= 0, "a number >= 0"),
+        "current_price": (lambda v: v > 0, "a number > 0"),
+        "salvage_value": (lambda v: np.ones_like(v, dtype=bool), "a finite number (0 = written off)"),
+    }
+    for column, (ok, rule) in checks.items():
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | ~ok(values)
+            if column == "stock":
+                bad |= values != np.round(values)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            rule = "> 0" if strict else ">= 0" + (" whole units" if column == "stock" else "")
+            row = int(np.flatnonzero(bad)[0])
             raise PlanningError(
-                f"{column}: must be a number {rule}; item {frame['item_id'].iat[row]!r} has {frame[column].iat[row]!r}"
+                f"{column}: must be {rule}; item {frame['item_id'].iat[row]!r} has {frame[column].iat[row]!r}"
             )
         frame[column] = values
-    salvage = pd.to_numeric(frame["salvage_value"], errors="coerce")
-    if salvage.isna().any() or not np.isfinite(salvage).all():
-        row = int(np.flatnonzero((salvage.isna() | ~np.isfinite(salvage)).to_numpy())[0])
-        raise PlanningError(
-            f"salvage_value: must be a finite number (0 = written off); item {frame['item_id'].iat[row]!r}"
-            f" has {frame['salvage_value'].iat[row]!r}"
-        )
-    frame["salvage_value"] = salvage
     frame["stock"] = frame["stock"].astype(np.int64)
     return frame
 
