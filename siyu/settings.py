@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
             raise ValueError(f"online_store must be 'sqlite' or a redis:// URL, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _ladder_span(self) -> Settings:
+        if self.pricing_ladder_low >= self.pricing_ladder_high:
+            raise ValueError(
+                f"pricing_ladder_low ({self.pricing_ladder_low}) must be below pricing_ladder_high"
+                f" ({self.pricing_ladder_high})"
+            )
+        return self
 
     @cached_property
     def redis_connection_string(self) -> str:
