@@ -27,6 +27,7 @@ from siyu.world.entities import (
     Items,
     Users,
     WorldConfig,
+    within_category_share,
 )
 from siyu.world.simulate import (
     EXTRA_QUANTITY_MEAN,
@@ -53,6 +54,10 @@ def _units_per_session(
 ) -> None:
     """out[u, i * L + l] = expected purchases of item i in one session of user u at price multiplier l.
 
+    P(item shown in a session): a session draws 1 + Poisson(mu) items and repeats collapse; one draw
+    picks the item with q = P(category) x P(item | category), so with n draws P(shown) = 1 - (1 - q)^n,
+    and for n = 1 + Poisson(mu), E[(1 - q)^n] = (1 - q) exp(-mu q).
+
     The hot loop of a big world's truth (hundreds of thousands of users x thousands of items x
     15 prices), fused and free of exp in the innermost loop: sigmoid(x) = 1 / (1 + e) with
     e = exp(-logit) x m^(price weight), and the in-store sigmoid reuses e times exp(-STORE_BOOST).
@@ -70,14 +75,6 @@ def _units_per_session(
             for p in range(n_prices):
                 e = e_base * scale[p]
                 out[u, i * n_prices + p] = shown_store / (1.0 + e * store_factor) + shown_online / (1.0 + e)
-
-
-def within_category_share(items: Items) -> np.ndarray:
-    """P(item | its category) for every item, from the per-category popularity CDFs."""
-    share = np.zeros(items.ids.size)
-    for members, cdf in zip(items.members_of_category, items.within_category_cdf, strict=True):
-        share[members] = np.diff(cdf, prepend=0.0)
-    return share
 
 
 def true_demand(

@@ -169,6 +169,14 @@ def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray
     return items
 
 
+def within_category_share(items: Items) -> np.ndarray:
+    """P(item | its category) for every item, from the per-category popularity CDFs."""
+    share = np.zeros(items.ids.size)
+    for members, cdf in zip(items.members_of_category, items.within_category_cdf, strict=True):
+        share[members] = np.diff(cdf, prepend=0.0)
+    return share
+
+
 def _stock_kinds(cfg: WorldConfig, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Which items are perishable or seasonal, drawn from their own stream so older worlds keep their draws.
 

@@ -24,6 +24,7 @@ from siyu.world.entities import (
     Items,
     Users,
     WorldConfig,
+    within_category_share,
 )
 
 ONLINE_ITEMS_PER_SESSION = 3.0  # Poisson mean of extra items beyond the first
@@ -57,16 +58,6 @@ def expected_sessions(cfg: WorldConfig, users: Users, day: int) -> np.ndarray:
     return users.visit_rate * factor * (1.3 if weekday >= 5 else 1.0)
 
 
-def show_probability(category_share: np.ndarray, within_share: np.ndarray, extra_items: float) -> np.ndarray:
-    """P(an item appears in a session) when a session draws 1 + Poisson(extra_items) items and repeats collapse.
-
-    One draw picks the item with q = P(category) x P(item | category); with n draws,
-    P(shown) = 1 - (1 - q)^n, and for n = 1 + Poisson(mu), E[(1 - q)^n] = (1 - q) exp(-mu q).
-    """
-    q = category_share * within_share
-    return 1.0 - (1.0 - q) * np.exp(-extra_items * q)
-
-
 class Simulator:
     """Holds the state that carries across days: stock levels and the session counter."""
 
@@ -91,10 +82,7 @@ class Simulator:
         """Size each delivery to cover its cycle (replenishment, batch shelf life, season) more or less well."""
         users, items = self.users, self.items
         category_share = np.diff(users.category_cdf, prepend=0.0, axis=1).mean(axis=0)
-        within = np.zeros(self.cfg.items)
-        for members, cdf in zip(items.members_of_category, items.within_category_cdf, strict=True):
-            within[members] = np.diff(cdf, prepend=0.0)
-        item_share = category_share[items.category] * within
+        item_share = category_share[items.category] * within_category_share(items)
         impressions_per_day = users.visit_rate.sum() * 0.8 * (1 + ONLINE_ITEMS_PER_SESSION)
         p = sigmoid(BASE_LOGIT + items.appeal + items.level_logit + 0.4)
         daily = impressions_per_day * item_share * p
