@@ -125,6 +125,16 @@ class Settings(BaseSettings):
         return self.truth_dir / "demand.parquet"
 
     @property
+    def truth_items_path(self) -> Path:
+        """Every item's hidden parameters: appeal, stock kind, shelf life, sell-by day, batch size."""
+        return self.truth_dir / "items.parquet"
+
+    @property
+    def truth_world_path(self) -> Path:
+        """The WorldConfig a generated world came from (its start date and number of days)."""
+        return self.truth_dir / "world.json"
+
+    @property
     def truth_identity_path(self) -> Path:
         """Which identifiers belong to one person."""
         return self.truth_dir / "identity.parquet"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from pricing.backtest.play import POLICIES, BacktestResult, Outcome
+from pricing.backtest.play import POLICIES, BacktestResult
 from pricing.backtest.scenario import KINDS, Scenario
 
 MEASURES: tuple[str, ...] = ("value", "revenue", "margin", "units", "waste", "stockouts", "price_changes")
@@ -40,10 +40,6 @@ def cells(scenario: Scenario) -> dict[str, np.ndarray]:
     return masks
 
 
-def _measure(outcome: Outcome, name: str) -> np.ndarray:
-    return getattr(outcome, name)
-
-
 def headline(result: BacktestResult, rows: np.ndarray | None = None) -> dict[str, float]:
     """The headline ratios on all SKUs or on `rows`, with the oracle's own uplift as the ceiling for context."""
     pick = (lambda a: a) if rows is None else (lambda a: a[:, rows])
@@ -66,7 +62,7 @@ def policy_table(result: BacktestResult, rows: np.ndarray | None = None) -> dict
         outcome = result.outcomes[policy]
         entry: dict[str, object] = {}
         for name in MEASURES:
-            values, reference = _measure(outcome, name), _measure(oracle, name)
+            values, reference = getattr(outcome, name), getattr(oracle, name)
             if rows is not None:
                 values, reference = values[:, rows], reference[:, rows]
             entry[name] = float(values.mean()) if values.size else float("nan")

@@ -16,8 +16,8 @@ import pandas as pd
 from rich.table import Table
 
 from pricing.backtest.evaluation import breakdown, headline, policy_table
-from pricing.backtest.play import POLICIES, BacktestResult, run_backtest
-from pricing.backtest.scenario import Scenario, load_scenario
+from pricing.backtest.play import BacktestResult, run_backtest
+from pricing.backtest.scenario import Scenario, load_scenario, world_calendar
 from pricing.demand.fit import fit_demand
 from pricing.demand.model import DemandModel
 from pricing.demand.sales import daily_sales
@@ -97,8 +97,7 @@ def run_world_backtest(
     write_json: bool = True,
 ) -> BacktestSummary:
     """Fit demand on the days before `start_day`, play every policy `seeds` times, summarise (and plot into `out`)."""
-    world = json.loads((settings.truth_dir / "world.json").read_text())
-    days = int(world["days"])
+    _, days = world_calendar(settings)
     start_day = days - horizon if start_day is None else start_day
     if start_day < 14 or start_day + horizon > days:
         raise ValueError(
@@ -139,6 +138,3 @@ def run_world_backtest(
         if write_json:
             (out / "backtest.json").write_text(json.dumps(figures, indent=2, default=float))
     return summary
-
-
-__all__ = ["POLICIES", "BacktestSummary", "run_world_backtest"]

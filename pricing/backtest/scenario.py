@@ -81,13 +81,6 @@ class Scenario:
             allowed=allowed,
         )
 
-    def subset(self, rows: np.ndarray) -> Scenario:
-        """The same scenario restricted to some SKUs (e.g. one cell of the breakdown)."""
-        picked = {
-            name: (value[rows] if isinstance(value, np.ndarray) else value) for name, value in self.__dict__.items()
-        }
-        return Scenario(**picked)
-
 
 def load_scenario(
     settings: Settings,
@@ -101,9 +94,9 @@ def load_scenario(
 
     `sales` is the daily sales panel (pricing.demand.sales.daily_sales) when the caller already has it.
     """
-    truth_items = pd.read_parquet(settings.truth_dir / "items.parquet").set_index("item_id")
+    truth_items = pd.read_parquet(settings.truth_items_path).set_index("item_id")
     items = pd.read_parquet(settings.items_path).set_index("item_id")
-    start = _world_start(settings) + timedelta(days=start_day)
+    start = world_calendar(settings)[0] + timedelta(days=start_day)
     days = [start + timedelta(days=t) for t in range(horizon)]
     demand = pd.read_parquet(settings.truth_demand_path, filters=[("date", ">=", start), ("date", "<=", days[-1])])
     covered = demand["date"].nunique()
@@ -158,8 +151,10 @@ def load_scenario(
     )
 
 
-def _world_start(settings: Settings) -> date:
-    return date.fromisoformat(json.loads((settings.truth_dir / "world.json").read_text())["start"])
+def world_calendar(settings: Settings) -> tuple[date, int]:
+    """The first day and the number of days of the generated world in `settings`."""
+    world = json.loads(settings.truth_world_path.read_text())
+    return date.fromisoformat(world["start"]), int(world["days"])
 
 
 def _truth_cube(demand: pd.DataFrame, ids: np.ndarray, days: list[date]) -> tuple[np.ndarray, np.ndarray]:

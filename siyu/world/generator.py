@@ -252,9 +252,9 @@ def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) ->
             "salvage_value": items.salvage_value,
             **{f"vec_{j}": items.vec[:, j] for j in range(cfg.taste_dim)},
         }
-    ).to_parquet(truth / "items.parquet", index=False)
+    ).to_parquet(out.truth_items_path, index=False)
     config = {k: str(v) for k, v in asdict(cfg).items()}
-    (truth / "world.json").write_text(json.dumps(config, indent=2))
+    out.truth_world_path.write_text(json.dumps(config, indent=2))
 
 
 # Everything a world consists of, as Settings attributes: written staged, then swapped in together.
