@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pricing import MAX_HORIZON
 from siyu.cli_support import DataDir, console, fail, settings_for
 from siyu.settings import Settings
 
@@ -64,7 +65,7 @@ def optimise(
         Path, typer.Option("--input", help="SKUs: item_id, stock, cost, current_price, salvage_value")
     ],
     out: Annotated[Path, typer.Option(help="schedule file to write (.parquet or .csv), one row per SKU")],
-    horizon: Annotated[int, typer.Option(help="periods (days) to plan", min=1, max=365)] = 28,
+    horizon: Annotated[int, typer.Option(help="periods (days) to plan", min=1, max=MAX_HORIZON)] = 28,
     demand_path: Annotated[
         Path | None, typer.Option("--demand", help="your own forecast: item_id, price, expected_units[, period]")
     ] = None,
@@ -165,7 +166,7 @@ def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
 @app.command("backtest")
 def backtest(
     skus: Annotated[int | None, typer.Option(help="SKUs to sample (default: every SKU with stock)", min=1)] = None,
-    horizon: Annotated[int, typer.Option(help="periods (days) to play forward", min=1, max=365)] = 14,
+    horizon: Annotated[int, typer.Option(help="periods (days) to play forward", min=1, max=MAX_HORIZON)] = 14,
     seeds: Annotated[int, typer.Option(help="demand draws per policy (common random numbers)", min=1)] = 20,
     start_day: Annotated[
         int | None, typer.Option(help="world day to start on (default: the last `horizon` days)", min=1)

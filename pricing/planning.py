@@ -15,6 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from pricing import MAX_HORIZON
 from pricing.optimiser.fluid import fluid_bound
 from pricing.optimiser.ladder import price_ladder
 from pricing.optimiser.problem import Objective, PricingProblem
@@ -34,7 +35,6 @@ RULE_COLUMNS: tuple[str, ...] = (
 )
 SKU_OPTIONAL: tuple[str, ...] = ("category_id", *RULE_COLUMNS)
 DEMAND_REQUIRED: tuple[str, ...] = ("item_id", "price", "expected_units")
-MAX_HORIZON = 365
 
 
 class PlanningError(ValueError):
@@ -133,7 +133,7 @@ def rules_for(skus: pd.DataFrame, base: PricingRules | None) -> list[PricingRule
                 continue
             update[name] = parse_endings(value) if name == "endings" else value
         try:
-            rules.append(PricingRules(**{**base.model_dump(), **update}))
+            rules.append(base.overridden_by(update))
         except ValueError as exc:
             raise PlanningError(f"rules of item {skus['item_id'].iat[position]!r}: {exc}") from exc
     return rules
@@ -224,11 +224,7 @@ def plan(
     ids = skus["item_id"].to_numpy()
     per_sku = rules_for(skus, rules)
     if per_sku_rules is not None:
-        # Only the fields an override sets replace the base: {"floor": 9.9} keeps the base's min_margin.
-        per_sku = [
-            r if o is None else PricingRules(**{**r.model_dump(), **o.model_dump(exclude_unset=True)})
-            for r, o in zip(per_sku, per_sku_rules, strict=True)
-        ]
+        per_sku = [r if o is None else r.overridden_by(o) for r, o in zip(per_sku, per_sku_rules, strict=True)]
     notes: list[list[str]] = [[] for _ in ids]
     if demand is not None:
         ladder, cube = demand_cube(validate_demand(demand, horizon), ids, horizon)

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pricing import MAX_HORIZON
 from pricing.optimiser.rules import PricingRules, RuleConflict
 from pricing.optimiser.solve import ExpectedPath
 from pricing.planning import Plan, PlanningError, default_rules, plan
 from siyu.settings import Settings
 
 MAX_SKUS = 1000
-MAX_HORIZON = 365
 
 
 class SkuIn(BaseModel):
@@ -142,10 +142,10 @@ class Pricer:
                 "category_id": [s.category_id for s in request.skus],
             }
         )
-        # The request's rules override the service's defaults field by field ({"floor": 9.9} keeps min_margin).
+        # The request's rules override the service's defaults field by field.
         base = default_rules(self.settings)
         if request.rules is not None:
-            base = PricingRules(**{**base.model_dump(), **request.rules.model_dump(exclude_unset=True)})
+            base = base.overridden_by(request.rules)
         arrivals = np.zeros((len(request.skus), request.horizon), dtype=np.int64)
         for i, sku in enumerate(request.skus):
             if sku.arrivals:

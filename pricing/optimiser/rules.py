@@ -90,6 +90,14 @@ class PricingRules(BaseModel):
             ending_cents(value)  # raises a ValueError that says what is wrong
         return value
 
+    def overridden_by(self, overrides: PricingRules | dict[str, Any]) -> PricingRules:
+        """These rules with some fields replaced: only the fields `overrides` sets ({"floor": 9.9} keeps min_margin).
+
+        A PricingRules counts only its explicitly set fields, so a per-SKU override never resets a default.
+        """
+        update = overrides.model_dump(exclude_unset=True) if isinstance(overrides, PricingRules) else overrides
+        return PricingRules(**{**self.model_dump(), **update})
+
 
 def rule_arrays(rules: PricingRules | Sequence[PricingRules] | None, n: int) -> dict[str, Any]:
     """Per-SKU arrays (NaN / False = rule off) from one PricingRules for all SKUs or one per SKU.
