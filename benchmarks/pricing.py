@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 
 from pricing.backtest.report import run_world_backtest
 from pricing.optimiser.audit import count_violations
@@ -75,8 +76,7 @@ def scale_run(quick: bool) -> tuple[dict, list[str]]:
     bound = fluid_bound(problem)
     bound_seconds = time.perf_counter() - started
     sample = np.random.default_rng(1).choice(shape["skus"], 12, replace=False)
-    sub = synthetic_problem(**shape)
-    reference = solve_reference(_rows(sub, sample))
+    reference = solve_reference(_rows(problem, sample))
     rel = np.abs(solution.value[sample] - reference.value) / np.maximum(np.abs(reference.value), 1e-12)
     figures = {
         "solve_seconds": solve_seconds,
@@ -176,8 +176,6 @@ def latency_run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, l
         "horizon": 28,
     }
     latencies, floor, errors = [], [], 0
-    import pandas as pd
-
     with (
         running_server(settings, log_dir / "pricing-server.log") as base,
         httpx.Client(base_url=base, timeout=30, headers={"X-API-Key": settings.api_key}) as client,
