@@ -126,8 +126,18 @@ class Settings(BaseSettings):
 
     @property
     def truth_items_path(self) -> Path:
-        """Every item's hidden parameters: appeal, stock kind, shelf life, sell-by day, batch size."""
+        """Every item's hidden parameters: appeal, stock kind, shelf life, category share, repurchase interval."""
         return self.truth_dir / "items.parquet"
+
+    @property
+    def truth_complements_path(self) -> Path:
+        """Every item's complements (item_id, complement_id): bought together in the two weeks after a purchase."""
+        return self.truth_dir / "complements.parquet"
+
+    @property
+    def truth_next_item_path(self) -> Path:
+        """Per user, the ingredients of the true next-item distribution at their last observable step."""
+        return self.truth_dir / "next_item.parquet"
 
     @property
     def truth_world_path(self) -> Path:

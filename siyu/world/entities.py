@@ -25,6 +25,13 @@ PROMO_BOOST = 0.3
 STORE_BOOST = 1.2
 CATEGORY_TEMPERATURE = 2.0  # how strongly taste steers which categories a user browses
 
+# Sequential traits of the catalogue (drawn from their own stream, see `_sequential_traits`).
+COMPLEMENTS_PER_ITEM = 3  # items in the complementary category that go with an item (cup -> lids, filters, beans)
+CONSUMABLE_SHARE = {"regular": 0.3, "perishable": 0.6, "seasonal": 0.0}  # bought again once used up
+REPURCHASE_INTERVAL_MEDIAN = 10.0  # days between purchases of a consumable: lognormal around this, clipped
+REPURCHASE_INTERVAL_SIGMA = 0.45
+REPURCHASE_INTERVAL_RANGE = (4, 45)
+
 
 @dataclass(frozen=True)
 class WorldConfig:
@@ -61,7 +68,7 @@ class Users:
     device_id: np.ndarray
     member_id: np.ndarray
     phone_hash: np.ndarray
-    category_cdf: np.ndarray = field(repr=False)  # (n, categories) browse preference
+    category_cdf: np.ndarray = field(repr=False)  # (n, categories) the fixed taste's category mix (stock sizing)
 
 
 @dataclass
@@ -80,6 +87,10 @@ class Items:
     shelf_life: np.ndarray  # days a perishable batch lasts (0 otherwise); batches arrive every shelf_life days
     sell_by_day: np.ndarray  # last selling day of a seasonal item (-1 otherwise); leftovers are salvaged after it
     salvage_value: np.ndarray  # per unit left at the end of a batch or season (0 = written off); NaN for regular
+    consumable: np.ndarray  # bool: used up and bought again (groceries, toiletries)
+    repurchase_interval: np.ndarray  # days a consumable lasts a buyer (0 otherwise)
+    complements: np.ndarray  # (m, COMPLEMENTS_PER_ITEM) items of the complementary category, -1 where it has fewer
+    complement_category: np.ndarray  # (categories,) the category that complements each category; never itself
     within_category_cdf: list[np.ndarray] = field(repr=False)
     members_of_category: list[np.ndarray] = field(repr=False)
 
@@ -147,6 +158,7 @@ def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray
         cdf = np.cumsum(w / w.sum())
         cdf[-1] = 1.0
         cdfs.append(cdf)
+    consumable, interval, complements, complement_category = _sequential_traits(cfg, category, kind, cdfs, members)
     items = Items(
         ids=np.array([f"i{i:0{len(str(m))}d}" for i in range(m)], dtype=object),
         category=category,
@@ -162,6 +174,10 @@ def make_items(cfg: WorldConfig, rng: np.random.Generator, centroids: np.ndarray
         shelf_life=shelf_life,
         sell_by_day=sell_by,
         salvage_value=salvage_share,  # a share of cost until the cost is known, just below
+        consumable=consumable,
+        repurchase_interval=interval,
+        complements=complements,
+        complement_category=complement_category,
         within_category_cdf=cdfs,
         members_of_category=members,
     )
@@ -194,6 +210,39 @@ def _stock_kinds(cfg: WorldConfig, m: int) -> tuple[np.ndarray, np.ndarray, np.n
     # Seasonal leftovers go to an outlet at 20-50% of cost; expired fresh food is worth nothing.
     share = np.select([kind == "seasonal", kind == "perishable"], [rng.uniform(0.2, 0.5, m), 0.0], np.nan)
     return kind, shelf_life.astype(np.int64), sell_by.astype(np.int64), share
+
+
+def _sequential_traits(
+    cfg: WorldConfig, category: np.ndarray, kind: np.ndarray, cdfs: list[np.ndarray], members: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Consumables with their repurchase intervals, and each item's complements.
+
+    Drawn from their own stream so that the users, items and price book of a seed stay what they were.
+    Categories are paired by one random cycle (so no category complements itself), and an item's
+    complements are drawn without replacement by popularity within the complementary category:
+    the popular lids go with most cups. Returns consumable, interval, complements, complement category.
+    """
+    rng = np.random.default_rng([cfg.seed, 2])
+    m, c = category.size, len(members)
+    share = np.array([CONSUMABLE_SHARE[k] for k in kind])
+    consumable = rng.random(m) < share
+    lo, hi = REPURCHASE_INTERVAL_RANGE
+    days = np.clip(np.round(rng.lognormal(np.log(REPURCHASE_INTERVAL_MEDIAN), REPURCHASE_INTERVAL_SIGMA, m)), lo, hi)
+    interval = np.where(consumable, days, 0).astype(np.int64)
+    cycle = rng.permutation(c)
+    complement_category = np.empty(c, dtype=np.int64)
+    complement_category[cycle] = np.roll(cycle, -1)
+    complements = np.full((m, COMPLEMENTS_PER_ITEM), -1, dtype=np.int64)
+    for k in range(c):
+        items_k, partner = members[k], complement_category[k]
+        if not items_k.size:
+            continue
+        pool, share_in_pool = members[partner], np.diff(cdfs[partner], prepend=0.0)
+        take = min(COMPLEMENTS_PER_ITEM, pool.size)
+        # Weighted sampling without replacement: the `take` largest of log(weight) + Gumbel noise.
+        keys = np.log(np.maximum(share_in_pool, 1e-300)) + rng.gumbel(size=(items_k.size, pool.size))
+        complements[items_k, :take] = pool[np.argsort(-keys, axis=1)[:, :take]]
+    return consumable, interval, complements, complement_category
 
 
 def make_price_book(cfg: WorldConfig, rng: np.random.Generator, items: Items) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,11 @@
 
 What the brand's systems would see goes to the data directory (events, items, prices,
 inventory, identity links); what only evaluation may read goes to `truth/` (true purchase
-probability of every impression, user and item parameters, which identifiers are one person).
-Events are written one day at a time, so memory stays bounded by a day's traffic.
+probability and intent stage of every impression, user and item parameters, complements, the true
+demand curves, the true next-item distribution at each user's last step, which identifiers are one person).
+Events are written one day at a time; what is kept across days is each day's start state (every
+user's interest vector and the sparse due and complement rows, about 100 bytes per user and day), from
+which the demand and next-item truths are computed at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.progress import Progress
+from threadpoolctl import threadpool_limits
 
 from siyu.data import schema
 from siyu.data.store import to_table
@@ -27,14 +31,16 @@ from siyu.settings import Settings
 from siyu.world.demand_truth import TRUTH_PRICE_MULTIPLIERS, true_demand
 from siyu.world.entities import (
     Items,
-    Users,
     WorldConfig,
     identity_links,
     identity_truth,
     make_items,
     make_price_book,
     make_users,
+    within_category_share,
 )
+from siyu.world.next_item import IMPRESSION_COLUMNS, next_item_truth
+from siyu.world.sequential import ChoiceState
 from siyu.world.simulate import Simulator
 
 GENERATED_EVENTS_FILE = "generated.parquet"
@@ -51,6 +57,8 @@ IMPRESSION_TRUTH_SCHEMA = pa.schema(
         ("in_stock", pa.bool_()),
         ("purchased", pa.bool_()),
         ("quantity", pa.int32()),
+        ("intent_stage", pa.string()),
+        ("replenishment", pa.bool_()),
     ]
 )
 
@@ -99,7 +107,10 @@ def generate_world(
     data_dir.mkdir(parents=True, exist_ok=True)
     staged = settings.model_copy(update={"data_dir": data_dir / f".staging-{uuid.uuid4().hex[:8]}"})
     try:
-        counts = _simulate_into(cfg, staged, progress)
+        # The world's matrix products are small (users x taste dimensions): a second BLAS thread only
+        # spins beside the numba kernels' threads, which is slower on a small machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            counts = _simulate_into(cfg, staged, progress)
         _swap_in(staged, settings)
     finally:
         shutil.rmtree(staged.data_dir, ignore_errors=True)
@@ -126,7 +137,7 @@ def build_simulator(cfg: WorldConfig) -> Simulator:
     users = make_users(cfg, rng, centroids)
     items = make_items(cfg, rng, centroids)
     price, promo = make_price_book(cfg, rng, items)
-    return Simulator(cfg, rng, users, items, price, promo)
+    return Simulator(cfg, rng, users, items, price, promo, centroids)
 
 
 def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str, float]:
@@ -137,6 +148,7 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
     out.events_dir.mkdir(parents=True)
     out.truth_dir.mkdir()
     counts: dict[str, float] = {"events": 0, "impressions": 0, "purchases": 0}
+    states: list[ChoiceState] = []  # each day's start state: the demand and next-item truths are computed from them
     stock_by_day = np.zeros((cfg.items, cfg.days), dtype=np.int64)
     received_by_day = np.zeros_like(stock_by_day)
     written_off_by_day = np.zeros_like(stock_by_day)
@@ -153,6 +165,7 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
             stock_by_day[:, day] = out_day.stock_at_open
             received_by_day[:, day] = out_day.received
             written_off_by_day[:, day] = out_day.written_off
+            states.append(out_day.state)
             counts["events"] += len(out_day.events)
             counts["impressions"] += len(out_day.impressions)
             counts["purchases"] += int(out_day.impressions["purchased"].sum())
@@ -200,16 +213,19 @@ def _simulate_into(cfg: WorldConfig, out: Settings, progress: bool) -> dict[str,
     }
     for path, table in tables.items():
         pq.write_table(table, path)
-    _write_truth(cfg, out, users, items)
+    _write_truth(cfg, out, sim)
     started = time.perf_counter()
-    _write_demand_truth(cfg, out, users, items)
+    _write_demand_truth(out, sim, states)
     counts["demand_truth_seconds"] = time.perf_counter() - started
+    impressions = pq.read_table(out.truth_impressions_path, columns=list(IMPRESSION_COLUMNS))
+    pq.write_table(next_item_truth(sim, states, impressions.to_pandas()), out.truth_next_item_path)
     return counts
 
 
-def _write_demand_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) -> None:
+def _write_demand_truth(out: Settings, sim: Simulator, states: list[ChoiceState]) -> None:
     """True expected units per item, day and ladder price (long format: one row per item, day and price)."""
-    demand = true_demand(cfg, users, items, np.arange(cfg.days))  # (days, items, prices)
+    cfg, items = sim.cfg, sim.items
+    demand = true_demand(sim, states)  # (days, items, prices)
     n_prices = TRUTH_PRICE_MULTIPLIERS.size
     dates = pd.date_range(cfg.start, periods=cfg.days, freq="D").date
     pd.DataFrame(
@@ -223,8 +239,8 @@ def _write_demand_truth(cfg: WorldConfig, out: Settings, users: Users, items: It
     ).to_parquet(out.truth_demand_path, index=False)
 
 
-def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) -> None:
-    truth = out.truth_dir
+def _write_truth(cfg: WorldConfig, out: Settings, sim: Simulator) -> None:
+    truth, users, items = out.truth_dir, sim.users, sim.items
     identity_truth(users).to_parquet(out.truth_identity_path, index=False)
     pd.DataFrame(
         {
@@ -236,6 +252,8 @@ def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) ->
             "churn_day": users.churn_day,
             "p_store": users.p_store,
             **{f"taste_{j}": users.taste[:, j] for j in range(cfg.taste_dim)},
+            # The drifted interest that set the category mix on the last day (taste plus a drifting deviation).
+            **{f"interest_{j}": sim.interest[:, j] for j in range(cfg.taste_dim)},
         }
     ).to_parquet(truth / "users.parquet", index=False)
     pd.DataFrame(
@@ -250,11 +268,24 @@ def _write_truth(cfg: WorldConfig, out: Settings, users: Users, items: Items) ->
             "shelf_life": items.shelf_life,
             "sell_by_day": items.sell_by_day,
             "salvage_value": items.salvage_value,
+            "category": items.category,
+            "within_category_share": within_category_share(items),
+            "consumable": items.consumable,
+            "repurchase_interval_days": items.repurchase_interval,
             **{f"vec_{j}": items.vec[:, j] for j in range(cfg.taste_dim)},
         }
     ).to_parquet(out.truth_items_path, index=False)
+    _complement_table(items).to_parquet(out.truth_complements_path, index=False)
     config = {k: str(v) for k, v in asdict(cfg).items()}
     out.truth_world_path.write_text(json.dumps(config, indent=2))
+
+
+def _complement_table(items: Items) -> pd.DataFrame:
+    """One row per (item, complement): what a purchase of the item makes relevant for two weeks."""
+    rows, slots = np.nonzero(items.complements >= 0)
+    return pd.DataFrame(
+        {"item_id": items.ids[rows], "complement_id": items.ids[items.complements[rows, slots]], "rank": slots}
+    )
 
 
 # Everything a world consists of, as Settings attributes: written staged, then swapped in together.

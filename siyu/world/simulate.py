@@ -1,10 +1,12 @@
 """Day-by-day simulation of sessions walking the decision path, with stock that runs out.
 
-Each day: active users start sessions (online in the mini-program or app, or in a store);
-each session shows items chosen by the user's taste; each impression has a *true* purchase
-probability from the world's utility model; purchases draw down stock (none once it is zero)
-and the observable events (view, favourite, add_to_cart, coupon_claim, purchase, refund,
-store_visit, search) are emitted alongside the ground truth of every impression.
+Each day: active users start sessions (online in the mini-program or app, or in a store), each
+with an intent stage; each session shows items drawn from the user's day-start state (drifting
+interest, due consumables, complements of recent purchases: see `siyu.world.sequential`); each
+impression has a *true* purchase probability from the world's utility model; purchases draw down
+stock (none once it is zero) and update the state from the next day on; and the observable events
+(view, favourite, add_to_cart, coupon_claim, purchase, refund, store_visit, search) are emitted
+alongside the ground truth of every impression.
 Vectorised per day so 10 M events take minutes, and memory is bounded by one day.
 """
 
@@ -26,9 +28,22 @@ from siyu.world.entities import (
     WorldConfig,
     within_category_share,
 )
+from siyu.world.sequential import (
+    COMPLEMENT_DRAWS,
+    DUE_DRAWS,
+    PURCHASE_STAGE,
+    REPLENISH_SESSIONS,
+    STAGE_LOGIT,
+    STAGE_PROBS,
+    STAGES,
+    STORE_DRAW_SCALE,
+    TASTE_DRAWS,
+    ChoiceState,
+    PurchaseMemory,
+    drift_interest,
+    initial_interest,
+)
 
-ONLINE_ITEMS_PER_SESSION = 3.0  # Poisson mean of extra items beyond the first
-STORE_ITEMS_PER_SESSION = 1.5
 EXTRA_QUANTITY_MEAN = 0.25  # a buyer takes 1 + Poisson(0.25) units
 REFUND_RATE = 0.03
 SECONDS_PER_DAY = 86_400
@@ -45,6 +60,7 @@ class DayOutput:
     stock_at_open: np.ndarray  # after the morning's deliveries
     received: np.ndarray  # units delivered this morning
     written_off: np.ndarray  # units expired (perishable) or sent to the outlet (seasonal) at close
+    state: ChoiceState  # the day-start state the day's sessions were drawn from (the truth is computed from it)
 
 
 def expected_sessions(cfg: WorldConfig, users: Users, day: int) -> np.ndarray:
@@ -59,7 +75,7 @@ def expected_sessions(cfg: WorldConfig, users: Users, day: int) -> np.ndarray:
 
 
 class Simulator:
-    """Holds the state that carries across days: stock levels and the session counter."""
+    """Holds the state that carries across days: stock levels, every user's interest and purchase memory."""
 
     def __init__(
         self,
@@ -69,21 +85,42 @@ class Simulator:
         items: Items,
         price: np.ndarray,
         promo: np.ndarray,
+        centroids: np.ndarray,
     ) -> None:
         self.cfg, self.rng, self.users, self.items = cfg, rng, users, items
         self.price, self.promo = price, promo
+        self.centroids = centroids  # category centres in taste space: the interest -> category mix map
         self.start_ns = pd.Timestamp(cfg.start, tz="UTC").value
         items.target_stock[:] = self._target_stock()
         self.stock = items.target_stock.copy()
         self.perishable = items.kind == "perishable"
         self.seasonal = items.kind == "seasonal"
+        self.interest = initial_interest(cfg, users.taste)  # as of the last simulated day
+        self.memory = PurchaseMemory(items, cfg.users)
+        self.next_day = 0
+        self._state: ChoiceState | None = None
+
+    def choice_state(self, day: int) -> ChoiceState:
+        """The day-start state of `day`, which must be the next day to simulate (it depends on the days before)."""
+        if day != self.next_day:
+            raise ValueError(f"the simulator is at day {self.next_day}: simulate the days before {day} first")
+        if self._state is None or self._state.day != day:
+            interest = self.interest if day == 0 else drift_interest(self.cfg, self.users.taste, self.interest, day)
+            self._state = self.memory.state(day, interest, self.centroids)
+        return self._state
+
+    def true_demand(self, day: int, multipliers: np.ndarray) -> np.ndarray:
+        """(items, len(multipliers)) expected wanted units on `day` at multiplier x list price, from its start state."""
+        from siyu.world.demand_truth import true_demand  # the truth module builds on this one
+
+        return true_demand(self, [self.choice_state(day)], multipliers)[0]
 
     def _target_stock(self) -> np.ndarray:
         """Size each delivery to cover its cycle (replenishment, batch shelf life, season) more or less well."""
         users, items = self.users, self.items
         category_share = np.diff(users.category_cdf, prepend=0.0, axis=1).mean(axis=0)
         item_share = category_share[items.category] * within_category_share(items)
-        impressions_per_day = users.visit_rate.sum() * 0.8 * (1 + ONLINE_ITEMS_PER_SESSION)
+        impressions_per_day = users.visit_rate.sum() * 0.8 * (1 + STAGE_PROBS @ TASTE_DRAWS)
         p = sigmoid(BASE_LOGIT + items.appeal + items.level_logit + 0.4)
         daily = impressions_per_day * item_share * p
         cover = self.rng.uniform(0.5, 1.6, self.cfg.items)
@@ -112,12 +149,12 @@ class Simulator:
         return written_off
 
     def run_day(self, day: int) -> DayOutput:
+        state = self.choice_state(day)
         rng, users, items = self.rng, self.users, self.items
         received = self._deliver(day)
         stock_at_open = self.stock.copy()
 
-        n_sessions = rng.poisson(expected_sessions(self.cfg, users, day))
-        s_user = np.repeat(np.arange(self.cfg.users), n_sessions)
+        s_user, s_replenish = self._session_users(day, state)
         n_s = s_user.size
         s_store = rng.random(n_s) < users.p_store[s_user]
         s_app = ~s_store & (rng.random(n_s) < users.p_app[s_user])
@@ -125,13 +162,13 @@ class Simulator:
         s_start = day * SECONDS_PER_DAY + hour * 3600
         s_ids = np.array([f"S{day:04d}-{j:06d}" for j in range(n_s)], dtype=object)
 
-        per = 1 + rng.poisson(np.where(s_store, STORE_ITEMS_PER_SESSION, ONLINE_ITEMS_PER_SESSION))
-        imp_s = np.repeat(np.arange(n_s), per)
-        imp_item = self._choose_items(s_user[imp_s])
+        s_stage = np.where(s_replenish, PURCHASE_STAGE, self._stages(n_s))
+        imp_s, imp_item = self._impressions(state, s_user, s_store, s_stage, s_replenish)
         keep = ~pd.DataFrame({"s": imp_s, "i": imp_item}).duplicated().to_numpy()
         imp_s, imp_item = imp_s[keep], imp_item[keep]
         n = imp_s.size
         u = s_user[imp_s]
+        boost = state.boost_at(u, imp_item)
 
         price = self.price[imp_item, day]
         promo = self.promo[imp_item, day]
@@ -143,6 +180,8 @@ class Simulator:
             - users.beta[u] * PRICE_WEIGHT * np.log(price / items.list_price[imp_item])
             + PROMO_BOOST * promo
             + STORE_BOOST * s_store[imp_s]
+            + STAGE_LOGIT[s_stage[imp_s]]
+            + boost
         )
         p_true = sigmoid(logit)
         gap = rng.uniform(15, 120, n)
@@ -154,6 +193,8 @@ class Simulator:
         in_stock, sold_qty = self._allocate_stock(imp_item, t_view, want_qty, stock_at_open)
         bought = sold_qty > 0
         np.subtract.at(self.stock, imp_item, sold_qty)
+        self.memory.record(day, u[bought], imp_item[bought])
+        self.interest, self.next_day = state.interest, day + 1
 
         impressions = pd.DataFrame(
             {
@@ -168,18 +209,73 @@ class Simulator:
                 "in_stock": in_stock,
                 "purchased": bought,
                 "quantity": sold_qty.astype(np.int32),
+                "intent_stage": np.array(STAGES, dtype=object)[s_stage[imp_s]],
+                "replenishment": s_replenish[imp_s],
             }
         )
         events = self._events(
             s_user, s_store, s_app, s_start, s_ids, imp_s, imp_item, t_view, p_true, bought, sold_qty, price
         )
-        return DayOutput(events, impressions, stock_at_open, received, self._write_off(day))
+        return DayOutput(events, impressions, stock_at_open, received, self._write_off(day), state)
 
-    def _choose_items(self, imp_user: np.ndarray) -> np.ndarray:
-        """Category by the user's taste, then an item within it by popularity (two cheap draws)."""
-        cdf = self.users.category_cdf[imp_user]
-        category = (self.rng.random(imp_user.size)[:, None] > cdf).sum(axis=1)
-        chosen = np.empty(imp_user.size, dtype=np.int64)
+    def _session_users(self, day: int, state: ChoiceState) -> tuple[np.ndarray, np.ndarray]:
+        """The user of every session today, and whether it is a replenishment session (they follow the regular ones)."""
+        rate = expected_sessions(self.cfg, self.users, day)
+        regular = self.rng.poisson(rate)
+        replenish = self.rng.poisson(rate * REPLENISH_SESSIONS * state.due_level)
+        everyone = np.arange(self.cfg.users)
+        s_user = np.concatenate([np.repeat(everyone, regular), np.repeat(everyone, replenish)])
+        return s_user, np.arange(s_user.size) >= regular.sum()
+
+    def _stages(self, n: int) -> np.ndarray:
+        """Intent stages (indices into STAGES) of `n` regular sessions."""
+        return np.minimum(np.searchsorted(np.cumsum(STAGE_PROBS), self.rng.random(n), side="right"), len(STAGES) - 1)
+
+    def _impressions(
+        self,
+        state: ChoiceState,
+        s_user: np.ndarray,
+        s_store: np.ndarray,
+        s_stage: np.ndarray,
+        s_replenish: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every session's draws, in order: a first item from the session's category, then a Poisson stream.
+
+        The stream mixes taste draws (the session's category, by popularity) with due and complement
+        draws (the user's sparse rows) in proportion to their rates, so each draw after the first is iid
+        from the mixture; a replenishment session has no taste draws, its first included. Repeats are
+        dropped by the caller. Returns (session of each draw, item).
+        """
+        rng = self.rng
+        scale = np.where(s_store, STORE_DRAW_SCALE, 1.0)
+        taste_rate = np.where(s_replenish, 0.0, scale * TASTE_DRAWS[s_stage])
+        due_rate = scale * DUE_DRAWS[s_stage] * state.row_totals(state.due_draw)[s_user]
+        comp_rate = scale * COMPLEMENT_DRAWS[s_stage] * state.row_totals(state.complement_draw)[s_user]
+        total = taste_rate + due_rate + comp_rate
+        per = 1 + rng.poisson(total)
+        imp_s = np.repeat(np.arange(s_user.size), per)
+        pick = rng.random(imp_s.size) * total[imp_s]
+        source = np.where(pick < taste_rate[imp_s], 0, np.where(pick < (taste_rate + due_rate)[imp_s], 1, 2))
+        opening = np.cumsum(per) - per
+        source[opening[~s_replenish]] = 0  # a regular session opens on its own category
+        category = self._session_categories(state, s_user)
+        item = np.empty(imp_s.size, dtype=np.int64)
+        taste = source == 0
+        item[taste] = self._item_in_category(category[imp_s[taste]])
+        for code, weight in ((1, state.due_draw), (2, state.complement_draw)):
+            rows = source == code
+            item[rows] = self._sparse_draw(state, weight, s_user[imp_s[rows]])
+        return imp_s, item
+
+    def _session_categories(self, state: ChoiceState, s_user: np.ndarray) -> np.ndarray:
+        """Each session's category, from the user's drifted interest that day."""
+        cdf = np.cumsum(state.category_probs(s_user), axis=1)
+        category = (self.rng.random(s_user.size)[:, None] > cdf).sum(axis=1)
+        return np.minimum(category, cdf.shape[1] - 1)
+
+    def _item_in_category(self, category: np.ndarray) -> np.ndarray:
+        """An item of each given category by within-category popularity."""
+        chosen = np.empty(category.size, dtype=np.int64)
         for k, (members, within) in enumerate(
             zip(self.items.members_of_category, self.items.within_category_cdf, strict=True)
         ):
@@ -187,6 +283,15 @@ class Simulator:
             if rows.size:
                 chosen[rows] = members[np.searchsorted(within, self.rng.random(rows.size))]
         return chosen
+
+    def _sparse_draw(self, state: ChoiceState, weight: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """An item of each user's sparse row with probability proportional to `weight` (rows must have weight)."""
+        cum = np.cumsum(weight)
+        start, end = state.indptr[user], state.indptr[user + 1]
+        base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
+        target = base + self.rng.random(user.size) * (cum[np.maximum(end - 1, 0)] - base)
+        pos = np.clip(np.searchsorted(cum, target, side="right"), start, np.maximum(end - 1, start))
+        return state.item[pos]
 
     @staticmethod
     def _allocate_stock(

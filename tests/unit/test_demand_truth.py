@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from siyu.settings import Settings
-from siyu.world.demand_truth import TRUTH_PRICE_MULTIPLIERS, true_demand
+from siyu.world.demand_truth import TRUTH_PRICE_MULTIPLIERS
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import build_simulator
+from siyu.world.simulate import Simulator
 from tests.conftest import SMALL_WORLD
 
 WORLD = WorldConfig(users=3000, items=80, days=10, seed=5)
-DAY = 6  # a weekend day with plenty of active users
+DAY = 6  # a weekend day with plenty of active users, and a state built by the days before it
 # Units per buyer are 1 + Poisson(0.25): Var(units) <= E[units] x E[q^2] / E[q] = E[units] x 1.45.
 VARIANCE_FACTOR = (0.25 + 1.25**2) / 1.25
 
 
-def _resimulate(multiplier: float, replications: int) -> pd.Series:
-    """Units sold per item on DAY at price = multiplier x list price, promotions off, stock unlimited."""
+@pytest.fixture(scope="module")
+def day_start() -> Simulator:
+    """The simulator at the start of DAY: days 0..DAY-1 simulated, so users carry due items and complements."""
     sim = build_simulator(WORLD)
-    sim.price[:, DAY] = multiplier * sim.items.list_price
-    sim.promo[:, DAY] = False
-    units = pd.Series(0.0, index=sim.items.ids)
+    for day in range(DAY):
+        sim.run_day(day)
+    state = sim.choice_state(DAY)
+    assert state.item.size > 100 and (state.due > 0).any() and (state.complement > 0).any()
+    return sim
+
+
+def _resimulate(snapshot: Simulator, multiplier: float, replications: int) -> pd.Series:
+    """Units sold per item on DAY at price = multiplier x list price, promotions off, stock unlimited."""
+    units = pd.Series(0.0, index=snapshot.items.ids)
     for r in range(replications):
+        sim = copy.deepcopy(snapshot)
+        sim.price[:, DAY] = multiplier * sim.items.list_price
+        sim.promo[:, DAY] = False
         sim.rng = np.random.default_rng([WORLD.seed, 99, r])
         sim.stock[:] = 10**9
         day = sim.run_day(DAY)
@@ -33,17 +47,16 @@ def _resimulate(multiplier: float, replications: int) -> pd.Series:
     return units
 
 
-def _truth(multiplier: float) -> pd.Series:
-    sim = build_simulator(WORLD)
-    expected = true_demand(WORLD, sim.users, sim.items, np.array([DAY]), np.array([multiplier]))[0, :, 0]
-    return pd.Series(expected, index=sim.items.ids)
+def _truth(snapshot: Simulator, multiplier: float) -> pd.Series:
+    expected = snapshot.true_demand(DAY, np.array([multiplier]))[:, 0]
+    return pd.Series(expected, index=snapshot.items.ids)
 
 
 @pytest.mark.parametrize("multiplier", [0.7, 1.15])
-def test_resimulated_day_at_a_fixed_price_realises_the_true_demand(multiplier: float) -> None:
+def test_resimulated_day_at_a_fixed_price_realises_the_true_demand(day_start: Simulator, multiplier: float) -> None:
     replications = 40
-    realised = _resimulate(multiplier, replications)
-    expected = _truth(multiplier) * replications
+    realised = _resimulate(day_start, multiplier, replications)
+    expected = _truth(day_start, multiplier) * replications
     z_total = (realised.sum() - expected.sum()) / np.sqrt(expected.sum() * VARIANCE_FACTOR)
     assert abs(z_total) < 4, f"total units {realised.sum():.0f} vs expected {expected.sum():.1f} (z={z_total:.2f})"
     z_item = (realised - expected) / np.sqrt(expected * VARIANCE_FACTOR)
@@ -51,7 +64,7 @@ def test_resimulated_day_at_a_fixed_price_realises_the_true_demand(multiplier: f
     assert busy.sum() >= 20
     assert (z_item[busy].abs() > 4).mean() < 0.03, z_item[busy].sort_values().tail()
     # The check has power: the truth at another price is rejected by the same draws.
-    other = _truth(1.2 if multiplier < 1 else 0.6) * replications
+    other = _truth(day_start, 1.2 if multiplier < 1 else 0.6) * replications
     z_other = (realised.sum() - other.sum()) / np.sqrt(other.sum() * VARIANCE_FACTOR)
     assert abs(z_other) > 8
 
