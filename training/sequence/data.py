@@ -1,0 +1,254 @@
+"""Users' interaction sequences as flat token arrays, and the splits every sequence model is judged on.
+
+A *step* is one (session, item) pair with the deepest action the user reached on it (view <
+favourite < add to cart < purchase), so a view followed by a purchase of the same item is one
+step, not two: the next-item target is then a genuinely new choice, never an echo of the last
+event. Steps are stored flat (CSR over users) with integer tokens, 0 being padding everywhere,
+so a million steps cost a few MB and batching is slicing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ACTIONS: tuple[str, ...] = ("view", "favourite", "add_to_cart", "purchase")  # token = index + 1, by depth
+# Time since the user's previous step, in seconds: tokens 1 (first step) .. len(GAP_EDGES) + 1.
+GAP_EDGES = np.array([60, 600, 3_600, 6 * 3_600, 86_400, 3 * 86_400, 7 * 86_400, 30 * 86_400])
+GAP_TOKENS = len(GAP_EDGES) + 2  # padding, first step, one per bucket
+STEP_COLUMNS = ("user_id", "item_id", "time", "action", "channel", "session_id")
+
+
+class SequenceDataError(ValueError):
+    """Input that cannot become sequences (no steps, missing columns); the message names what is wrong."""
+
+
+@dataclass
+class SequenceData:
+    """Every user's steps in time order: tokens per step, users as CSR offsets into the flat arrays."""
+
+    user_ids: np.ndarray  # (users,) object
+    item_vocab: np.ndarray  # (items,) object: item token k is item_vocab[k - 1]
+    channel_vocab: tuple[str, ...]  # channel token k is channel_vocab[k - 1]
+    offsets: np.ndarray  # (users + 1,) int64: user u's steps are [offsets[u], offsets[u + 1])
+    item: np.ndarray  # (steps,) int32 in 1..items
+    action: np.ndarray  # (steps,) int8 in 1..len(ACTIONS)
+    channel: np.ndarray  # (steps,) int8 in 1..len(channel_vocab)
+    gap: np.ndarray  # (steps,) int8 in 1..GAP_TOKENS - 1
+    time: np.ndarray  # (steps,) int64 seconds since the epoch
+    purchase_follows: np.ndarray  # (steps,) bool: a later step of the same session is a purchase (intent label)
+    has_actions: bool = True  # False for logs that carry items only (the `user item` text format)
+
+    @property
+    def n_users(self) -> int:
+        return self.user_ids.size
+
+    @property
+    def n_items(self) -> int:
+        return self.item_vocab.size
+
+    @property
+    def n_steps(self) -> int:
+        return self.item.size
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def steps_of(self, user: int) -> slice:
+        return slice(int(self.offsets[user]), int(self.offsets[user + 1]))
+
+    def take_prefixes(self, keep: np.ndarray) -> SequenceData:
+        """The same users with only their first `keep[u]` steps (how splits hide later steps from training)."""
+        keep = np.minimum(np.asarray(keep, dtype=np.int64), self.lengths)
+        mask = np.arange(self.n_steps) - np.repeat(self.offsets[:-1], self.lengths) < np.repeat(keep, self.lengths)
+        offsets = np.concatenate([[0], np.cumsum(keep)])
+        return SequenceData(
+            user_ids=self.user_ids,
+            item_vocab=self.item_vocab,
+            channel_vocab=self.channel_vocab,
+            offsets=offsets,
+            item=self.item[mask],
+            action=self.action[mask],
+            channel=self.channel[mask],
+            gap=self.gap[mask],
+            time=self.time[mask],
+            purchase_follows=self.purchase_follows[mask],
+            has_actions=self.has_actions,
+        )
+
+
+@dataclass
+class EvalSet:
+    """Next-item questions: for user `users[j]`, given their first `cut[j]` steps, which item comes next?"""
+
+    users: np.ndarray  # (n,) int64 user index
+    cut: np.ndarray  # (n,) int64 history length (the target is step number cut[j])
+    target: np.ndarray  # (n,) int32 item token
+
+    def __len__(self) -> int:
+        return self.users.size
+
+
+@dataclass
+class Split:
+    """Training prefixes plus validation and test questions over one `SequenceData`."""
+
+    data: SequenceData  # all steps; histories for validation/test are prefixes of it
+    train: SequenceData  # what a model may fit on
+    valid: EvalSet
+    test: EvalSet
+    kind: str  # "leave-last-out" or "time"
+
+
+def history_positions(data: SequenceData, users: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat step indices of each question's history, oldest first, and CSR row pointers into them.
+
+    Question j's history is steps [offsets[users[j]], offsets[users[j]] + cut[j]): all the user did before the
+    target. One gather serves every batch of questions, so scorers and the harness never loop over users.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    cut = np.asarray(cut, dtype=np.int64)
+    if np.any(cut < 0) or np.any(cut > data.lengths[users]):
+        raise SequenceDataError("a history cut is negative or longer than the user's sequence")
+    indptr = np.concatenate([[0], np.cumsum(cut)])
+    positions = np.repeat(data.offsets[users] - indptr[:-1], cut) + np.arange(indptr[-1])
+    return positions, indptr
+
+
+def _eval_set(data: SequenceData, users: np.ndarray, cut: np.ndarray) -> EvalSet:
+    users, cut = users.astype(np.int64), cut.astype(np.int64)
+    return EvalSet(users=users, cut=cut, target=data.item[data.offsets[users] + cut])
+
+
+def leave_last_out(data: SequenceData, min_steps: int = 3) -> Split:
+    """SASRec's protocol: each user's last step is the test target, the one before it validation, the rest training.
+
+    Users with fewer than `min_steps` steps are training-only, as in the SASRec/BERT4Rec papers.
+    """
+    lengths = data.lengths
+    evaluated = np.flatnonzero(lengths >= min_steps)
+    if evaluated.size == 0:
+        raise SequenceDataError(f"no user has {min_steps} or more steps, so nothing can be held out for evaluation")
+    keep = lengths.copy()
+    keep[evaluated] -= 2
+    return Split(
+        data=data,
+        train=data.take_prefixes(keep),
+        valid=_eval_set(data, evaluated, lengths[evaluated] - 2),
+        test=_eval_set(data, evaluated, lengths[evaluated] - 1),
+        kind="leave-last-out",
+    )
+
+
+def split_by_time(data: SequenceData, cutoff: pd.Timestamp) -> Split:
+    """Train on steps before `cutoff`; test on each returning user's first step at or after it.
+
+    Validation is leave-last-out inside the training window, so early stopping never sees the test period.
+    """
+    cut_s = int(pd.Timestamp(cutoff).timestamp())
+    before = np.add.reduceat(np.append(data.time < cut_s, False), data.offsets[:-1])[: data.n_users]
+    before = np.where(data.lengths > 0, before, 0)
+    returning = np.flatnonzero((before > 0) & (before < data.lengths))
+    if returning.size == 0:
+        raise SequenceDataError(f"no user has steps both before and after {cutoff}")
+    train = data.take_prefixes(before)
+    inner = leave_last_out(train, min_steps=3)
+    valid_train = inner.train
+    return Split(
+        data=data,
+        train=valid_train,
+        valid=inner.valid,
+        test=_eval_set(data, returning, before[returning]),
+        kind="time",
+    )
+
+
+def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
+    """Tokenise a step table (STEP_COLUMNS; `action` one of ACTIONS) into sequences in time order.
+
+    Ties in time keep the frame's order, so a converter decides the order of same-second steps.
+    """
+    missing = [c for c in STEP_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SequenceDataError(f"step table lacks column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise SequenceDataError("no interaction steps: the input holds no user-item events")
+    unknown = set(frame["action"].unique()) - set(ACTIONS)
+    if unknown:
+        raise SequenceDataError(f"unknown action(s) {sorted(unknown)}; expected one of {ACTIONS}")
+    blank = [c for c in ("user_id", "item_id", "time") if frame[c].isna().any()]
+    if blank:
+        raise SequenceDataError(f"step table has missing values in {', '.join(blank)}")
+    frame = frame.reset_index(drop=True)
+    time = _epoch_seconds(frame["time"])
+    # Integer codes sort far faster than object ids; codes from a sorted factorize keep the users' id order.
+    user_codes, user_ids = _sorted_codes(frame["user_id"])
+    order = np.lexsort((np.arange(len(frame)), time, user_codes))
+    frame, time, user_codes = frame.iloc[order], time[order], user_codes[order]
+    item_codes, item_vocab = _sorted_codes(frame["item_id"])
+    channel = frame["channel"]
+    if channel.isna().any():
+        channel = channel.astype(object).fillna("unknown")
+    channel_codes, channel_vocab = _sorted_codes(channel)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(user_codes, minlength=user_ids.size))])
+    first = np.zeros(len(frame), dtype=bool)
+    first[offsets[:-1]] = True
+    gap_seconds = np.diff(time, prepend=time[:1])
+    gap = np.where(first, 1, 2 + np.searchsorted(GAP_EDGES, gap_seconds, side="right")).astype(np.int8)
+    action = (pd.Categorical(frame["action"], categories=list(ACTIONS)).codes + 1).astype(np.int8)
+    return SequenceData(
+        user_ids=np.asarray(user_ids, dtype=object),
+        item_vocab=np.asarray(item_vocab, dtype=object),
+        channel_vocab=tuple(str(c) for c in channel_vocab),
+        offsets=offsets.astype(np.int64),
+        item=(item_codes + 1).astype(np.int32),
+        action=action,
+        channel=(channel_codes + 1).astype(np.int8),
+        gap=gap,
+        time=time,
+        purchase_follows=_purchase_follows(user_codes, frame["session_id"], action),
+        has_actions=has_actions,
+    )
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """(codes, sorted distinct values); a categorical's codes are reused instead of hashing every value again."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.remove_unused_categories()
+        values = values.cat.reorder_categories(values.cat.categories.sort_values())
+        return values.cat.codes.to_numpy(dtype=np.int64), values.cat.categories
+    return pd.factorize(values, sort=True)
+
+
+def _epoch_seconds(time: pd.Series) -> np.ndarray:
+    """Step times as int64 seconds: converters may hand over epoch seconds or timestamps (zone-aware or not)."""
+    if pd.api.types.is_datetime64_any_dtype(time):
+        if time.isna().any():
+            raise SequenceDataError("step table has missing times")
+        epoch = pd.Timestamp(0, tz="UTC") if getattr(time.dtype, "tz", None) is not None else pd.Timestamp(0)
+        return ((time - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+    if not pd.api.types.is_integer_dtype(time):
+        raise SequenceDataError(f"step times must be integer seconds or timestamps, not {time.dtype}")
+    return time.to_numpy(dtype=np.int64)
+
+
+def _purchase_follows(user: np.ndarray, session: pd.Series, action: np.ndarray) -> np.ndarray:
+    """True where a later step of the same session (rows in time order) is a purchase: the intent label.
+
+    Sessions are keyed by (user, session id): converters number sessions per user, so an id alone may repeat.
+    """
+    session_codes = _sorted_codes(session)[0].astype(np.int64)
+    session_codes = pd.factorize(user.astype(np.int64) * (session_codes.max() + 1) + session_codes)[0]
+    bought = (action == ACTIONS.index("purchase") + 1).astype(np.int8)
+    # Rows of one session are in time order: purchases strictly later = the session's total minus those up to here.
+    order = np.argsort(session_codes, kind="stable")
+    codes, bought_sorted = session_codes[order], bought[order]
+    counts = np.bincount(codes)
+    totals = np.bincount(codes, weights=bought_sorted)
+    up_to_here = np.cumsum(bought_sorted) - np.repeat(np.cumsum(totals) - totals, counts)
+    ahead = np.empty(action.size, dtype=bool)
+    ahead[order] = totals[codes] - up_to_here > 0
+    return ahead
