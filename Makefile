@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,) $(foreach a,$(subst $(comma), ,$(AREA)),--only $(a))
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,) $(foreach a,$(subst $(comma), ,$(AREA)),--only $(a)) $(if $(DATASET),--dataset $(DATASET),)
 
 clean:
 	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts reports

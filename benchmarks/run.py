@@ -9,17 +9,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from benchmarks import data, models, pricing, serving
+from benchmarks import data, models, pricing, sequence, serving
 from benchmarks.report import REPORTS, write_report
 from tests.conftest import SHARED_DATA
 
 console = Console(stderr=True)
-AREAS = ("data", "conversion", "serving", "pricing")
+AREAS = ("data", "conversion", "serving", "pricing", "sequence")
 
 
 def main(
     quick: Annotated[bool, typer.Option(help="small sizes: a few minutes in all")] = False,
     only: Annotated[list[str] | None, typer.Option(help=f"run only these areas ({', '.join(AREAS)})")] = None,
+    dataset: Annotated[
+        list[Path] | None, typer.Option(help="sequence area: also evaluate on this log (`user item` per line, ...)")
+    ] = None,
 ) -> None:
     areas = set(only or AREAS)
     if unknown := areas - set(AREAS):
@@ -42,6 +45,10 @@ def main(
                 REPORTS.mkdir(exist_ok=True)
                 figures, notes = pricing.run(quick, Path(tmp), REPORTS)
             console.print(f"wrote {write_report('pricing', figures, notes)}")
+        if "sequence" in areas:
+            with console.status("sequence: decision-path model vs baselines per dataset") as status:
+                figures, notes = sequence.run(quick, Path(tmp), SHARED_DATA, dataset or [], announce=status.update)
+            console.print(f"wrote {write_report('sequence', figures, notes)}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from siyu.settings import Settings
 from tests.conftest import SHARED_DATA, require_shared_data
 from training.sequence.data import (
     ACTIONS,
+    GAP_TOKENS,
     SequenceDataError,
     from_steps,
     history_positions,
@@ -70,6 +71,7 @@ def test_gap_tokens_bucket_the_time_since_the_users_previous_step() -> None:
     data = from_steps(steps([("u", f"i{k}", int(t), "view", f"s{k}") for k, t in enumerate(times)]))
     # first step = 1; < 60 s = 2; 60..600 = 3; 3600..6h = 5; 1..3 days = 7; >= 30 days = 10
     assert list(data.gap) == [1, 2, 3, 5, 7, 10]
+    assert data.gap.max() < GAP_TOKENS, "every gap token must index the model's gap embedding"
 
 
 def test_intent_label_marks_steps_followed_by_a_purchase_in_the_same_session_only() -> None:

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 ACTIONS: tuple[str, ...] = ("view", "favourite", "add_to_cart", "purchase")  # token = index + 1, by depth
-# Time since the user's previous step, in seconds: tokens 1 (first step) .. len(GAP_EDGES) + 1.
+# Time since the user's previous step, in seconds: token 1 is a first step, 2.. the len(GAP_EDGES) + 1 buckets.
 GAP_EDGES = np.array([60, 600, 3_600, 6 * 3_600, 86_400, 3 * 86_400, 7 * 86_400, 30 * 86_400])
-GAP_TOKENS = len(GAP_EDGES) + 2  # padding, first step, one per bucket
+GAP_TOKENS = len(GAP_EDGES) + 3  # padding, first step, one per bucket (below the first edge .. above the last)
 STEP_COLUMNS = ("user_id", "item_id", "time", "action", "channel", "session_id")
 
 

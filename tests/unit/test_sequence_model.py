@@ -1,0 +1,172 @@
+"""The decision-path model: causal and padding invariances, the three losses, checkpoints, and learning a pattern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from siyu.metrics import ranking_metrics, target_ranks
+from training.sequence.data import ACTIONS, GAP_TOKENS, Split, from_steps, leave_last_out
+from training.sequence.model import DecisionPathModel, SequenceModelConfig
+from training.sequence.recommender import SASRecRecommender
+from training.sequence.train import train
+
+N_ITEMS = 30
+SMALL = SequenceModelConfig(hidden=32, heads=2, layers=2, dropout=0.1, max_len=16, lr=5e-3, batch_size=64, seed=3)
+
+
+def cycling_steps(users: int = 160, seed: int = 0) -> pd.DataFrame:
+    """Every user walks the catalogue in order (i01 -> i02 -> ... -> i30 -> i01) from a random start.
+
+    Sessions are four steps long and end in a purchase, so the intent label has both classes.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(users):
+        start, length = int(rng.integers(0, N_ITEMS)), int(rng.integers(6, 20))
+        for s in range(length):
+            item = f"i{(start + s) % N_ITEMS + 1:02d}"
+            action = ("view", "view", "add_to_cart", "purchase")[s % 4]
+            channel = "app" if (u + s) % 3 else "mini_program"
+            rows.append((f"u{u:03d}", item, 1_700_000_000 + 300 * s, action, channel, f"u{u}-{s // 4}"))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "time", "action", "channel", "session_id"])
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return leave_last_out(from_steps(cycling_steps()))
+
+
+@pytest.fixture(scope="module")
+def fitted(split: Split) -> SASRecRecommender:
+    rec = SASRecRecommender(SMALL.model_copy(update={"max_epochs": 15, "patience": 15}))
+    rec.fit(split)
+    return rec
+
+
+def random_tokens(batch: int, length: int, n_items: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randint(1, n_items + 1, (batch, length), generator=g),
+        torch.randint(1, len(ACTIONS) + 1, (batch, length), generator=g),
+        torch.randint(1, 3, (batch, length), generator=g),
+        torch.randint(1, GAP_TOKENS, (batch, length), generator=g),
+    ]
+
+
+def test_output_shapes(split: Split, fitted: SASRecRecommender) -> None:
+    model = DecisionPathModel(SMALL, n_items=N_ITEMS, n_channels=2)
+    item_logits, intent_logits = model(*random_tokens(3, 7, N_ITEMS))
+    assert item_logits.shape == (3, 7, N_ITEMS + 1)
+    assert intent_logits.shape == (3, 7)
+    users, cut = split.valid.users[:5], split.valid.cut[:5]
+    scores = fitted.score(split.data, users, cut)
+    assert scores.shape == (5, split.data.n_items + 1) and scores.dtype == np.float32
+    assert np.isfinite(scores[:, 1:]).all()
+    probs = fitted.intent(split.data, users, cut)
+    assert probs.shape == (5,) and ((probs >= 0) & (probs <= 1)).all()
+
+
+@pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["item", "action", "channel", "gap"])
+def test_a_later_step_never_changes_an_earlier_position(which: int) -> None:
+    model = DecisionPathModel(SMALL, n_items=N_ITEMS, n_channels=2).eval()
+    tokens = random_tokens(4, 10, N_ITEMS)
+    changed = [t.clone() for t in tokens]
+    changed[which][:, 6] = changed[which][:, 6] % (changed[which].max()) + 1  # a different real token at step 6
+    with torch.no_grad():
+        before, after = model.encode(*tokens), model.encode(*changed)
+    torch.testing.assert_close(before[:, :6], after[:, :6], rtol=0, atol=0)
+    assert not torch.allclose(before[:, 6], after[:, 6])
+
+
+def test_padding_never_changes_real_positions() -> None:
+    model = DecisionPathModel(SMALL, n_items=N_ITEMS, n_channels=2).eval()
+    tokens = random_tokens(1, 6, N_ITEMS)
+    padded = [torch.cat([torch.zeros(1, 9, dtype=t.dtype), t], dim=1) for t in tokens]
+    with torch.no_grad():
+        alone, with_padding = model.encode(*tokens), model.encode(*padded)
+    assert torch.isfinite(with_padding).all()
+    torch.testing.assert_close(alone, with_padding[:, 9:], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sampled", "gbce"])
+def test_each_loss_trains_and_loss_decreases(split: Split, loss: str) -> None:
+    result = train(split, SMALL.model_copy(update={"loss": loss, "n_negatives": 8, "max_epochs": 8, "patience": 8}))
+    losses = [r.loss for r in result.history]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    assert result.sequences_per_second > 0 and result.best_epoch >= 1
+
+
+def test_learns_a_deterministic_pattern(split: Split, fitted: SASRecRecommender) -> None:
+    test = split.test
+    scores = fitted.score(split.data, test.users, test.cut)
+    seen = _seen(split, test.users, test.cut)
+    assert ranking_metrics(target_ranks(scores, test.target, seen), 10)["hr@10"] > 0.95
+    assert fitted.result is not None and fitted.result.best_ndcg10 > 0.8
+
+
+def test_save_and_load_give_identical_scores(split: Split, fitted: SASRecRecommender, tmp_path: Path) -> None:
+    loaded = SASRecRecommender.load(fitted.save(tmp_path / "model.pt"))
+    users, cut = split.test.users, split.test.cut
+    np.testing.assert_array_equal(fitted.score(split.data, users, cut), loaded.score(split.data, users, cut))
+    np.testing.assert_array_equal(fitted.intent(split.data, users, cut), loaded.intent(split.data, users, cut))
+
+
+def test_same_seed_same_scores(split: Split) -> None:
+    config = SMALL.model_copy(update={"max_epochs": 3})
+    a, b = SASRecRecommender(config), SASRecRecommender(config)
+    a.fit(split)
+    b.fit(split)
+    users, cut = split.valid.users, split.valid.cut
+    np.testing.assert_array_equal(a.score(split.data, users, cut), b.score(split.data, users, cut))
+
+
+def test_resume_continues_from_the_saved_epoch(split: Split, tmp_path: Path) -> None:
+    config = SMALL.model_copy(update={"max_epochs": 4, "patience": 10})
+    straight = train(split, config)
+    first = train(split, config.model_copy(update={"max_epochs": 2}), checkpoint_dir=tmp_path)
+    assert [r.epoch for r in first.history] == [1, 2]
+    resumed = train(split, config, checkpoint_dir=tmp_path, resume=True)
+    assert [r.epoch for r in resumed.history] == [1, 2, 3, 4]
+    assert [r.loss for r in resumed.history] == pytest.approx([r.loss for r in straight.history], rel=1e-5)
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(split: Split, tmp_path: Path) -> None:
+    train(split, SMALL.model_copy(update={"max_epochs": 1}), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="hidden"):
+        train(split, SMALL.model_copy(update={"hidden": 16}), checkpoint_dir=tmp_path, resume=True)
+
+
+def test_budget_stops_with_a_usable_model(split: Split) -> None:
+    result = train(split, SMALL.model_copy(update={"budget_seconds": 1e-3}))
+    assert result.stop_reason == "budget" and len(result.history) == 1
+
+
+def test_grown_catalogue_scores_known_items_only(split: Split, fitted: SASRecRecommender) -> None:
+    frame = cycling_steps()
+    newcomer = frame.iloc[[0]].assign(user_id="u999", item_id="i99", session_id="new")  # an item the model never saw
+    grown = from_steps(pd.concat([frame, newcomer], ignore_index=True))
+    assert grown.n_items == N_ITEMS + 1
+    user = int(np.flatnonzero(grown.user_ids == frame["user_id"].iloc[0])[0])
+    scores = fitted.score(grown, np.array([user]), np.array([grown.lengths[user]]))
+    assert scores.shape == (1, N_ITEMS + 2)
+    assert scores[0, -1] == -np.inf  # i99 sorts last: the model never saw it
+    original = fitted.score(split.data, np.array([user]), np.array([split.data.lengths[user]]))
+    np.testing.assert_allclose(scores[0, 1:-1], original[0, 1:], rtol=1e-5, atol=1e-5)
+
+
+def _seen(split: Split, users: np.ndarray, cut: np.ndarray) -> sp.csr_matrix:
+    rows = np.repeat(np.arange(users.size), cut)
+    starts = split.data.offsets[users]
+    steps = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, cut, strict=True)])
+    return sp.csr_matrix(
+        (np.ones(rows.size), (rows, split.data.item[steps])), shape=(users.size, split.data.n_items + 1)
+    )

@@ -1,0 +1,125 @@
+"""One comparison run: the decision-path model, every baseline and (on generated data) the oracle, on one split.
+
+This is what `siyu evaluate sequence` prints and the `sequence` benchmark writes: the same split, the
+same harness, the same run, so "1.10x the best baseline" compares like with like. It also checks that
+order matters: the model refitted on training sequences shuffled within each user must score lower,
+otherwise nothing it gains may be credited to reading the sequence in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.sequence.baselines import all_baselines
+from training.sequence.data import SequenceData, Split
+from training.sequence.evaluation import OracleRecommender, OracleSource, Recommender, evaluate
+from training.sequence.model import SequenceModelConfig
+from training.sequence.recommender import SASRecRecommender
+
+MODEL_NAME = "sasrec"
+SHUFFLED_NAME = "sasrec_shuffled_order"
+ORACLE_NAME = "oracle"
+REPORTED = ("ndcg@10", "hr@10", "mrr", "train_seconds", "infer_ms_per_user", "users")
+
+
+@dataclass
+class ComparisonResult:
+    """Per model: the seen-excluded (published protocol) row and the seen-kept row with its repeat/new split."""
+
+    seen_excluded: dict[str, dict[str, float]] = field(default_factory=dict)
+    seen_kept: dict[str, dict[str, float]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    model: SASRecRecommender | None = None
+
+    def best_baseline(self) -> tuple[str, float]:
+        """The strongest simple baseline by NDCG@10 (the oracle and our own rows excluded)."""
+        rows = {
+            k: v["ndcg@10"] for k, v in self.seen_excluded.items() if k not in (MODEL_NAME, SHUFFLED_NAME, ORACLE_NAME)
+        }
+        name = max(rows, key=lambda k: rows[k])
+        return name, rows[name]
+
+    def ratios(self) -> dict[str, float]:
+        """The headline figures: ours over the best baseline, over the oracle, and over our shuffled-order twin."""
+        ours = self.seen_excluded[MODEL_NAME]["ndcg@10"]
+        out = {"vs_best_baseline": ours / self.best_baseline()[1]}
+        for name, key in ((ORACLE_NAME, "vs_oracle"), (SHUFFLED_NAME, "vs_shuffled_order")):
+            if name in self.seen_excluded:
+                out[key] = ours / self.seen_excluded[name]["ndcg@10"]
+        return out
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "models": self.seen_excluded,
+            "seen_kept": self.seen_kept,
+            "skipped": self.skipped,
+            "best_baseline": self.best_baseline()[0],
+            **self.ratios(),
+        }
+
+
+def shuffled_within_users(data: SequenceData, seed: int = 0) -> SequenceData:
+    """The same steps with each user's order randomly permuted (times and gaps travel with their step)."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(data.n_users), data.lengths)
+    order = np.lexsort((rng.random(data.n_steps), owner))
+    arrays = {k: getattr(data, k)[order] for k in ("item", "action", "channel", "gap", "time", "purchase_follows")}
+    return SequenceData(
+        user_ids=data.user_ids,
+        item_vocab=data.item_vocab,
+        channel_vocab=data.channel_vocab,
+        offsets=data.offsets,
+        has_actions=data.has_actions,
+        **arrays,
+    )
+
+
+def _row(recommender: Recommender, split: Split, train_seconds: float, exclude_seen: bool) -> dict[str, float]:
+    metrics = evaluate(recommender, split, "test", exclude_seen=exclude_seen)
+    row = {k: metrics[k] for k in metrics if exclude_seen is False or k in REPORTED}
+    row["train_seconds"] = train_seconds
+    return row
+
+
+def compare(
+    split: Split,
+    budget_seconds: float,
+    config: SequenceModelConfig | None = None,
+    oracle: OracleSource | None = None,
+    check_order: bool = True,
+    progress: bool = False,
+    announce: Callable[[str], None] = lambda _: None,
+) -> ComparisonResult:
+    """Fit and evaluate everything on `split`; the model trains within `budget_seconds` of wall clock."""
+    config = (config or SequenceModelConfig()).model_copy(update={"budget_seconds": budget_seconds})
+    result = ComparisonResult()
+    contenders: list[tuple[Recommender, Split]] = [(b, split) for b in all_baselines()]
+    if oracle is not None:
+        contenders.insert(0, (OracleRecommender(oracle, name=ORACLE_NAME), split))
+    result.model = SASRecRecommender(config, name=MODEL_NAME, progress=progress)
+    contenders.append((result.model, split))
+    if check_order:
+        shuffled = Split(split.data, shuffled_within_users(split.train), split.valid, split.test, split.kind)
+        contenders.append((SASRecRecommender(config, name=SHUFFLED_NAME, progress=progress), shuffled))
+    for recommender, fit_on in contenders:
+        announce(f"fitting {recommender.name}")
+        started = time.perf_counter()
+        recommender.fit(fit_on)
+        seconds = time.perf_counter() - started
+        if reason := getattr(recommender, "skipped", None):
+            result.skipped[recommender.name] = reason
+            continue
+        result.seen_excluded[recommender.name] = _row(recommender, split, seconds, exclude_seen=True)
+        result.seen_kept[recommender.name] = _row(recommender, split, seconds, exclude_seen=False)
+    fitted = result.model.result
+    if fitted is not None:
+        result.seen_excluded[MODEL_NAME] |= {
+            "sequences_per_second": fitted.sequences_per_second,
+            "peak_rss_mb": fitted.peak_rss_mb,
+            "best_epoch": fitted.best_epoch,
+        }
+    return result

@@ -1,0 +1,64 @@
+"""Batched, gradient-free reads of a fitted model: the newest position's item scores and purchase intent.
+
+Histories are grouped by length so a batch is trimmed to its longest member, and scores come back in the
+caller's row order. Every history here holds at least one step; callers decide what an empty one gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from training.sequence.batches import StepTokens, history_batches
+from training.sequence.data import SequenceData
+from training.sequence.model import DecisionPathModel
+
+INFERENCE_BATCH = 512
+
+
+def last_hidden(
+    model: DecisionPathModel,
+    data: SequenceData,
+    users: np.ndarray,
+    cut: np.ndarray,
+    tokens: StepTokens | None = None,
+    batch_size: int = INFERENCE_BATCH,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(rows into `users`, hidden state at each history's newest step (rows, hidden)) in length-sorted batches.
+
+    The hidden states are inference tensors: consume them under `torch.inference_mode()` as well.
+    """
+    tokens = StepTokens.of(data) if tokens is None else tokens
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for rows, index in history_batches(data, users, cut, model.config.max_len, batch_size, tokens):
+                yield rows, model.encode(*tokens.gather(index))[:, -1]
+    finally:
+        model.train(was_training)
+
+
+def item_scores(
+    model: DecisionPathModel, data: SequenceData, users: np.ndarray, cut: np.ndarray, tokens: StepTokens | None = None
+) -> np.ndarray:
+    """(len(users), model items + 1) float32 next-item scores; column 0 (padding) is -inf."""
+    out = np.empty((len(users), model.n_items + 1), dtype=np.float32)
+    with torch.inference_mode():
+        for rows, hidden in last_hidden(model, data, users, cut, tokens):
+            out[rows] = model.item_logits(hidden).numpy()
+    out[:, 0] = -np.inf
+    return out
+
+
+def intent_probabilities(
+    model: DecisionPathModel, data: SequenceData, users: np.ndarray, cut: np.ndarray, tokens: StepTokens | None = None
+) -> np.ndarray:
+    """(len(users),) P(a purchase follows later in the session of each history's newest step)."""
+    out = np.empty(len(users), dtype=np.float32)
+    with torch.inference_mode():
+        for rows, hidden in last_hidden(model, data, users, cut, tokens):
+            out[rows] = torch.sigmoid(model.intent_logit(hidden)).numpy()
+    return out

@@ -1,0 +1,164 @@
+"""The decision-path model behind the sequence benchmark's recommender protocol: name, fit(split), score(...).
+
+Also the purchase-intent read-out and a one-file save/load for serving. Scoring always runs on the last
+max_len steps of each history, in length-sorted batches, without gradients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from training.sequence.data import SequenceData, Split
+from training.sequence.inference import intent_probabilities, item_scores
+from training.sequence.model import DecisionPathModel, SequenceModelConfig
+from training.sequence.train import TrainResult, train
+
+
+class SASRecRecommender:
+    """The decision-path model as a recommender: `fit(split)`, `score(data, users, cut)`, `intent(...)`.
+
+    Scores are for the model's own item vocabulary. Inside a split the scored data always shares it. At serve
+    time a catalogue that has grown since training is matched by item id: steps on items the model never saw
+    are dropped from histories, and those items' columns are -inf (not scored, rather than ranked by a guess).
+    A history with no steps gets the training popularity (log counts), and intent its training base rate.
+    """
+
+    def __init__(
+        self,
+        config: SequenceModelConfig | None = None,
+        name: str = "sasrec",
+        checkpoint_dir: Path | str | None = None,
+        resume: bool = False,
+        progress: bool = False,
+    ) -> None:
+        self.config = config or SequenceModelConfig()
+        self.name = name
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+        self.progress = progress
+        self.model: DecisionPathModel | None = None
+        self.result: TrainResult | None = None
+        self.item_vocab: np.ndarray | None = None
+        self.channel_vocab: tuple[str, ...] = ()
+        self.popularity: np.ndarray | None = None  # log(1 + training count) per item token: empty-history scores
+        self.intent_base_rate = 0.0
+        self.intent_trained = False  # the head learns only from logs with actions and a positive intent_weight
+
+    def fit(self, split: Split) -> None:
+        self.result = train(split, self.config, self.checkpoint_dir, self.resume, self.progress)
+        self.model = self.result.model
+        self.item_vocab = split.data.item_vocab
+        self.channel_vocab = split.data.channel_vocab
+        counts = np.bincount(split.train.item, minlength=split.data.n_items + 1).astype(np.float32)
+        self.popularity = np.log1p(counts)
+        self.intent_base_rate = float(split.train.purchase_follows.mean()) if split.train.n_steps else 0.0
+        self.intent_trained = split.train.has_actions and self.config.intent_weight > 0
+
+    def score(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        """(len(users), data.n_items + 1) float32 next-item scores after each history; column 0 is -inf."""
+        model = self._fitted()
+        users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
+        data, cut, columns = self._in_model_vocab(data, users, cut)
+        scores = np.empty((users.size, model.n_items + 1), dtype=np.float32)
+        has_history = cut > 0
+        scores[~has_history] = self.popularity
+        if has_history.any():
+            scores[has_history] = item_scores(model, data, users[has_history], cut[has_history])
+        scores[:, 0] = -np.inf
+        if columns is None:
+            return scores
+        out = np.full((users.size, columns.size), -np.inf, dtype=np.float32)
+        known = columns > 0
+        out[:, known] = scores[:, columns[known]]
+        return out
+
+    def intent(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        """(len(users),) probability that a purchase follows the newest history step within its session."""
+        model = self._fitted()
+        users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
+        data, cut, _ = self._in_model_vocab(data, users, cut)
+        out = np.full(users.size, self.intent_base_rate, dtype=np.float32)
+        has_history = (cut > 0) & self.intent_trained
+        if has_history.any():
+            out[has_history] = intent_probabilities(model, data, users[has_history], cut[has_history])
+        return out
+
+    def save(self, path: Path | str) -> Path:
+        """Write the fitted model, its config and vocabularies to one file (loads with weights_only=True)."""
+        model = self._fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "name": self.name,
+                "config": self.config.model_dump(),
+                "n_items": model.n_items,
+                "n_channels": model.n_channels,
+                "model": model.state_dict(),
+                "item_vocab": [v.item() if isinstance(v, np.generic) else v for v in self.item_vocab],
+                "channel_vocab": list(self.channel_vocab),
+                "popularity": torch.from_numpy(self.popularity),
+                "intent_base_rate": self.intent_base_rate,
+                "intent_trained": self.intent_trained,
+            },
+            path,
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> SASRecRecommender:
+        state = torch.load(Path(path), weights_only=True)
+        rec = cls(SequenceModelConfig(**state["config"]), name=state["name"])
+        rec.model = DecisionPathModel(rec.config, state["n_items"], state["n_channels"])
+        rec.model.load_state_dict(state["model"])
+        rec.model.eval()
+        rec.item_vocab = np.asarray(state["item_vocab"], dtype=object)
+        rec.channel_vocab = tuple(state["channel_vocab"])
+        rec.popularity = state["popularity"].numpy()
+        rec.intent_base_rate = state["intent_base_rate"]
+        rec.intent_trained = state["intent_trained"]
+        return rec
+
+    def _fitted(self) -> DecisionPathModel:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: call fit() (or load()) before scoring")
+        return self.model
+
+    def _in_model_vocab(
+        self, data: SequenceData, users: np.ndarray, cut: np.ndarray
+    ) -> tuple[SequenceData, np.ndarray, np.ndarray | None]:
+        """`data` re-tokenised into the model's vocabularies, the cuts adjusted for dropped unknown-item steps,
+        and (when the vocabularies differ) the model token of each of `data`'s item columns (0 = unknown)."""
+        same_items = data.item_vocab is self.item_vocab or (
+            data.item_vocab.size == self.item_vocab.size and bool((data.item_vocab == self.item_vocab).all())
+        )
+        same_channels = tuple(data.channel_vocab) == tuple(self.channel_vocab)
+        if same_items and same_channels:
+            return data, cut, None
+        columns = np.zeros(data.n_items + 1, dtype=np.int64)
+        columns[1:] = pd.Index(self.item_vocab).get_indexer(data.item_vocab) + 1  # -1 (unknown) becomes 0
+        channel_map = np.zeros(len(data.channel_vocab) + 1, dtype=np.int8)
+        channel_map[1:] = pd.Index(list(self.channel_vocab)).get_indexer(list(data.channel_vocab)) + 1
+        item = columns[data.item]
+        known = item > 0
+        before = np.concatenate([[0], np.cumsum(known)])
+        offsets = before[data.offsets]
+        cut = before[data.offsets[users] + cut] - offsets[users]
+        retokenised = SequenceData(
+            user_ids=data.user_ids,
+            item_vocab=self.item_vocab,
+            channel_vocab=self.channel_vocab,
+            offsets=offsets,
+            item=item[known].astype(np.int32),
+            action=data.action[known],
+            channel=channel_map[data.channel[known]],
+            gap=data.gap[known],
+            time=data.time[known],
+            purchase_follows=data.purchase_follows[known],
+            has_actions=data.has_actions,
+        )
+        return retokenised, cut, (None if same_items else columns)

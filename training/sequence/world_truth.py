@@ -1,0 +1,46 @@
+"""The generated world's true next-item probabilities, lined up with the sequences a model sees.
+
+The truth is keyed by the world's true user ids; sequences from `from_events` by the unified ids
+identity resolution gives. This bridges the two through the identifiers both know, and keeps a
+user's oracle row only when the truth's evaluation step is the user's last step in the sequences
+(same item): an oracle scored on a different step than the models would not be a ceiling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from siyu.data import schema
+from siyu.data.store import read_table
+from siyu.settings import Settings
+from siyu.world.next_item import oracle_next_item_scores
+from training.sequence.data import SequenceData
+from training.sequence.evaluation import OracleSource
+
+
+def oracle_for(settings: Settings, data: SequenceData) -> OracleSource | None:
+    """A callable (unified user ids, item ids) -> probabilities, or None when the data has no world truth."""
+    if not settings.truth_next_item_path.exists():
+        return None
+    truth = pd.read_parquet(settings.truth_next_item_path, columns=["user_id", "item_id"])
+    true_of = _true_user_ids(settings)
+    last_item = data.item_vocab[data.item[data.offsets[1:] - 1] - 1]
+    frame = pd.DataFrame({"unified": data.user_ids, "true": true_of.reindex(data.user_ids).to_numpy()})
+    frame["truth_item"] = frame["true"].map(truth.set_index("user_id")["item_id"])
+    aligned = frame["truth_item"].to_numpy() == last_item
+    true_id = pd.Series(np.where(aligned, frame["true"], None), index=frame["unified"])
+
+    def scores(user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        mapped = true_id.reindex(user_ids).fillna("").to_numpy()
+        return oracle_next_item_scores(settings, list(mapped), list(item_ids))
+
+    return scores
+
+
+def _true_user_ids(settings: Settings) -> pd.Series:
+    """unified user id -> the world's true user id, through identifiers in both the identity map and the truth."""
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    truth = pd.read_parquet(settings.truth_identity_path)
+    both = identity.merge(truth, on=["user_key_type", "user_key"])
+    return both.drop_duplicates("user_id").set_index("user_id")["true_user_id"]
