@@ -16,16 +16,18 @@ from serving.cli import serve
 from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
 from training.cli import app as train_app
-from training.sequence.cli import evaluate_app
+from training.sequence.cli import evaluate_app, train_sequence, tune_app
 
 app = typer.Typer(help="siyu: recommendation and dynamic pricing for private-domain retail.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 # The demand model lives in pricing/, but ML engineers train every model under `siyu train`.
 train_app.command("demand")(train_demand)
+train_app.command("sequence")(train_sequence)
 app.add_typer(train_app, name="train")
 app.add_typer(price_app, name="price")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(tune_app, name="tune")
 app.command("serve")(serve)
 
 

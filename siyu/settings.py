@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     demand_model_name: str = Field(
         "siyu-demand", description="(str) registered model name of the demand model; serving loads @champion"
     )
+    sequence_model_name: str = Field(
+        "siyu-sequence", description="(str) registered model name of the decision-path (next-item) model"
+    )
     pricing_min_margin: float | None = Field(
         0.0, ge=0, description="(fraction) default rule: price >= cost x (1 + this) unless a SKU allows clearance"
     )

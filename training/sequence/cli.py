@@ -1,15 +1,19 @@
-"""`siyu evaluate sequence`: the decision-path model against every baseline on one dataset, as a table and JSON."""
+"""`siyu evaluate|tune|train sequence`: judge the decision-path model, search its settings, register it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from siyu.cli_support import DataDir, console, fail, settings_for
+
+if TYPE_CHECKING:
+    from siyu.settings import Settings
+    from training.sequence.data import Split
 
 evaluate_app = typer.Typer(help="Evaluate models against baselines on held-out data.", no_args_is_help=True)
 
@@ -43,21 +47,13 @@ def evaluate_sequence(
 ) -> None:
     """Leave-last-out full-ranking NDCG@10 / HR@10 / MRR of the decision-path model and every baseline."""
     from training.sequence.comparison import compare
-    from training.sequence.data import SequenceDataError, leave_last_out
-    from training.sequence.sources import own_events, read_dataset
     from training.sequence.world_truth import oracle_for
 
     settings = settings_for(data_dir)
-    try:
-        data = read_dataset(dataset, dataset_format) if dataset else own_events(settings)
-        split = leave_last_out(data)
-    except (SequenceDataError, FileNotFoundError) as exc:
-        raise fail(str(exc)) from exc
-    oracle = None if dataset else oracle_for(settings, data)
-    console.print(
-        f"{data.n_users:,} users, {data.n_items:,} items, {data.n_steps:,} steps; "
-        f"{len(split.test):,} test users (leave-last-out){'; oracle from the world truth' if oracle else ''}"
-    )
+    split, _ = _split_and_fingerprint(settings, dataset, dataset_format)
+    oracle = None if dataset else oracle_for(settings, split.data)
+    if oracle is not None:
+        console.print("oracle: the world's true next-item probabilities")
     result = compare(
         split, budget_minutes * 60, oracle=oracle, check_order=check_order, progress=True, announce=console.print
     )
@@ -69,6 +65,96 @@ def evaluate_sequence(
     best, _ = result.best_baseline()
     ratios = ", ".join(f"{k} {v:.3f}" for k, v in result.ratios().items())
     console.print(f"best baseline: {best}; ours {ratios}")
+    if result.intent:
+        console.print(
+            f"purchase intent AUC {result.intent['intent_auc']:.4f} (last action alone"
+            f" {result.intent['last_action_auc']:.4f}; {result.intent['positive_share']:.1%} positive)"
+        )
     if out:
         out.write_text(json.dumps(result.as_json(), indent=2, default=float))
         console.print(f"wrote {out}")
+
+
+tune_app = typer.Typer(help="Search hyper-parameters and register the best model.", no_args_is_help=True)
+
+Dataset = Annotated[Path | None, typer.Option(help="a log file to train on (default: the data directory's event log)")]
+
+
+def _split_and_fingerprint(settings: Settings, dataset: Path | None, dataset_format: str) -> tuple[Split, str]:
+    """Leave-last-out split of the chosen log and its fingerprint, or a clean exit 1 naming what is wrong."""
+    from training.sequence.data import SequenceDataError, leave_last_out
+    from training.sequence.registry import read_sequences
+
+    try:
+        data, fingerprint = read_sequences(settings, dataset, dataset_format)
+        split = leave_last_out(data)
+    except (SequenceDataError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"{data.n_users:,} users, {data.n_items:,} items, {data.n_steps:,} steps; "
+        f"{len(split.valid):,} validation users (leave-last-out); data version {fingerprint}"
+    )
+    return split, fingerprint
+
+
+@tune_app.command("sequence")
+def tune_sequence(
+    trials: Annotated[int, typer.Option(min=1, help="most trials to run")] = 20,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="seconds for the whole study (default: no limit)")
+    ] = None,
+    trial_minutes: Annotated[float, typer.Option(min=0.01, help="wall-clock training budget of each trial")] = 3.0,
+    dataset: Dataset = None,
+    dataset_format: DatasetFormat = "auto",
+    data_dir: DataDir = None,
+) -> None:
+    """Optuna search (TPE, median pruning) on validation NDCG@10; registers the best trial's model in MLflow."""
+    import optuna
+
+    from training.sequence.tuning import tune
+
+    settings = settings_for(data_dir)
+    split, fingerprint = _split_and_fingerprint(settings, dataset, dataset_format)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console.print(
+        f"tuning: up to {trials} trials of {trial_minutes:g} min each" + (f", {timeout:g}s in all" if timeout else "")
+    )
+    try:
+        result = tune(
+            settings,
+            split,
+            fingerprint,
+            n_trials=trials,
+            timeout=timeout,
+            trial_budget_seconds=trial_minutes * 60,
+            on_trial=lambda outcome: console.print(outcome.line()),
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
+    console.print(f"best valid NDCG@10 {result.best_value:.4f}: {params}")
+    registration = result.registration
+    console.print(registration.summary())
+    console.print(
+        f"registered {settings.sequence_model_name} version {registration.version}: @{', @'.join(registration.aliases)}"
+    )
+
+
+def train_sequence(
+    budget_minutes: Annotated[float, typer.Option(min=0.01, help="wall-clock training budget")] = 20.0,
+    dataset: Dataset = None,
+    dataset_format: DatasetFormat = "auto",
+    data_dir: DataDir = None,
+) -> None:
+    """Train the decision-path model's default config, log it to MLflow and register it."""
+    from training.sequence.model import SequenceModelConfig
+    from training.sequence.registry import train_and_register
+
+    settings = settings_for(data_dir)
+    split, fingerprint = _split_and_fingerprint(settings, dataset, dataset_format)
+    config = SequenceModelConfig(budget_seconds=budget_minutes * 60)
+    registration = train_and_register(settings, split, fingerprint, config, progress=True)
+    console.print(registration.summary())
+    console.print(
+        f"registered {settings.sequence_model_name} version {registration.version}: @{', @'.join(registration.aliases)}"
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from siyu.metrics import auc
 from training.sequence.baselines import all_baselines
 from training.sequence.data import SequenceData, Split
 from training.sequence.evaluation import OracleRecommender, OracleSource, Recommender, evaluate
@@ -33,6 +34,7 @@ class ComparisonResult:
     seen_excluded: dict[str, dict[str, float]] = field(default_factory=dict)
     seen_kept: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    intent: dict[str, float] = field(default_factory=dict)  # purchase-intent AUC, ours vs the last action
     model: SASRecRecommender | None = None
 
     def best_baseline(self) -> tuple[str, float]:
@@ -57,6 +59,7 @@ class ComparisonResult:
             "models": self.seen_excluded,
             "seen_kept": self.seen_kept,
             "skipped": self.skipped,
+            "intent": self.intent,
             "best_baseline": self.best_baseline()[0],
             **self.ratios(),
         }
@@ -122,4 +125,22 @@ def compare(
             "peak_rss_mb": fitted.peak_rss_mb,
             "best_epoch": fitted.best_epoch,
         }
+        if split.data.has_actions:
+            result.intent = intent_auc(result.model, split)
     return result
+
+
+def intent_auc(model: SASRecRecommender, split: Split) -> dict[str, float]:
+    """AUC of "a purchase follows in this session" at each test history's newest step, ours vs its last action.
+
+    The last action (view < favourite < cart < purchase) is the simple baseline: a cart add is the obvious
+    sign that a purchase may follow.
+    """
+    questions = split.test
+    newest = split.data.offsets[questions.users] + questions.cut - 1
+    labels = split.data.purchase_follows[newest]
+    return {
+        "intent_auc": auc(labels, model.intent(split.data, questions.users, questions.cut)),
+        "last_action_auc": auc(labels, split.data.action[newest].astype(float)),
+        "positive_share": float(labels.mean()),
+    }

@@ -6,6 +6,7 @@ max_len steps of each history, in length-sorted batches, without gradients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,10 @@ class SASRecRecommender:
         checkpoint_dir: Path | str | None = None,
         resume: bool = False,
         progress: bool = False,
+        on_epoch: Callable[[int, float], None] | None = None,
     ) -> None:
         self.config = config or SequenceModelConfig()
+        self.on_epoch = on_epoch  # per-epoch (epoch, valid NDCG@10) hook, e.g. a tuner's pruning check
         self.name = name
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
@@ -49,7 +52,7 @@ class SASRecRecommender:
         self.intent_trained = False  # the head learns only from logs with actions and a positive intent_weight
 
     def fit(self, split: Split) -> None:
-        self.result = train(split, self.config, self.checkpoint_dir, self.resume, self.progress)
+        self.result = train(split, self.config, self.checkpoint_dir, self.resume, self.progress, self.on_epoch)
         self.model = self.result.model
         self.item_vocab = split.data.item_vocab
         self.channel_vocab = split.data.channel_vocab

@@ -204,8 +204,13 @@ def train(
     checkpoint_dir: Path | str | None = None,
     resume: bool = False,
     progress: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Fit on `split.train`, early-stop on `split.valid`; checkpoint to `checkpoint_dir` after every epoch.
+
+    `on_epoch(epoch, valid_ndcg10)` runs after each validation (and checkpoint), so a tuner can record the
+    curve and stop a hopeless fit early by raising (e.g. optuna.TrialPruned): the exception propagates
+    out of train() as is, with the deterministic-kernel setting and the progress display restored.
 
     With `resume=True` and a checkpoint in `checkpoint_dir`, training continues after the saved epoch with
     the saved optimiser and early-stopping state, and replays the same shuffles and dropout an uninterrupted
@@ -279,6 +284,8 @@ def train(
                 if checkpoint_dir is not None:
                     state = _checkpoint_state(config, model, optimiser, epoch, stopping, result.history)
                     save_checkpoint(checkpoint_dir, state)
+                if on_epoch is not None:
+                    on_epoch(epoch, ndcg)
                 if stopped:
                     result.stop_reason = "budget"
                     break
