@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from siyu.metrics import ranking_metrics, target_ranks
+from siyu.metrics import auc, ranking_metrics, target_ranks
 from training.sequence.data import ACTIONS, GAP_TOKENS, Split, from_steps, leave_last_out
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
 from training.sequence.recommender import SASRecRecommender
@@ -111,6 +111,20 @@ def test_learns_a_deterministic_pattern(split: Split, fitted: SASRecRecommender)
     assert fitted.result is not None and fitted.result.best_ndcg10 > 0.8
 
 
+def test_intent_head_reads_the_session_so_far(split: Split) -> None:
+    # Sessions go view, view, add_to_cart, purchase: a purchase follows every step but the last. Early
+    # stopping watches next-item NDCG, which is perfect within two epochs here, so the head gets full weight
+    # and small batches to learn in that time.
+    rec = SASRecRecommender(SMALL.model_copy(update={"intent_weight": 1.0, "batch_size": 16, "max_epochs": 6}))
+    rec.fit(split)
+    data = split.data
+    users = np.flatnonzero(data.lengths >= 8)  # the first two sessions are complete
+    users, cut = np.tile(users, 4), np.repeat([2, 3, 4, 5], users.size)
+    labels = data.purchase_follows[data.offsets[users] + cut - 1]
+    assert 0 < labels.mean() < 1
+    assert auc(labels, rec.intent(data, users, cut)) > 0.85
+
+
 def test_save_and_load_give_identical_scores(split: Split, fitted: SASRecRecommender, tmp_path: Path) -> None:
     loaded = SASRecRecommender.load(fitted.save(tmp_path / "model.pt"))
     users, cut = split.test.users, split.test.cut
@@ -170,3 +184,12 @@ def _seen(split: Split, users: np.ndarray, cut: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(
         (np.ones(rows.size), (rows, split.data.item[steps])), shape=(users.size, split.data.n_items + 1)
     )
+
+
+def test_auto_loss_is_full_softmax_until_the_catalogue_is_large() -> None:
+    from training.sequence.losses import NextItemLoss
+    from training.sequence.model import SOFTMAX_MAX_ITEMS
+
+    small = NextItemLoss(SequenceModelConfig(), torch.ones(SOFTMAX_MAX_ITEMS + 1))
+    large = NextItemLoss(SequenceModelConfig(), torch.ones(SOFTMAX_MAX_ITEMS + 2))
+    assert (small.kind, large.kind) == ("softmax", "sampled")

@@ -18,7 +18,7 @@ from training.sequence.model import SequenceModelConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Fields a resumed fit may change: they bound the run, they do not change what is being trained.
-RESUMABLE_CHANGES = frozenset({"max_epochs", "patience", "budget_seconds"})
+RESUMABLE_CHANGES = frozenset({"max_epochs", "patience", "budget_seconds", "threads"})
 
 
 class CheckpointMismatch(ValueError):

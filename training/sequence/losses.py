@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.sequence.model import SequenceModelConfig
+from training.sequence.model import SOFTMAX_MAX_ITEMS, SequenceModelConfig
 
 # Logit cells (positions x items) above which softmax switches to the chunked form: 256 MB of float32.
 _SOFTMAX_CELLS = 1 << 26
@@ -28,9 +28,11 @@ class NextItemLoss:
 
     def __init__(self, config: SequenceModelConfig, item_counts: torch.Tensor) -> None:
         """`item_counts` (items + 1,): training frequency per item token, the popularity that `sampled` draws from."""
-        self.kind = config.loss
-        self.n_negatives = config.n_negatives
         self.n_items = item_counts.shape[0] - 1
+        self.kind = config.loss
+        if self.kind == "auto":
+            self.kind = "softmax" if self.n_items <= SOFTMAX_MAX_ITEMS else "sampled"
+        self.n_negatives = config.n_negatives
         counts = item_counts.to(torch.float64).clone()
         counts[0] = 0.0
         self.popularity = (counts / counts.sum()).to(torch.float32)

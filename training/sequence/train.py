@@ -217,7 +217,7 @@ def train(
     fit would have drawn. `config.budget_seconds` bounds this call's wall clock; at least one batch always runs.
     """
     config = config or SequenceModelConfig()
-    torch.set_num_threads(cpu_threads())
+    torch.set_num_threads(config.threads or cpu_threads())
     started = time.perf_counter()
     data, n_items, n_channels = split.data, split.data.n_items, len(split.data.channel_vocab)
     with _deterministic():
