@@ -80,13 +80,14 @@ def cpu_threads() -> int:
 
 
 @contextmanager
-def _deterministic() -> Iterator[None]:
-    """Deterministic kernels for the fit only; the process's previous setting is restored afterwards.
+def _fit_settings(threads: int) -> Iterator[None]:
+    """Thread count and deterministic kernels for the fit only; the process's own settings come back after.
 
     Deterministic mode would also NaN-fill every new tensor (a debugging aid that cost ~15% of a step).
     """
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    fill_before = torch.utils.deterministic.fill_uninitialized_memory
+    fill_before, threads_before = torch.utils.deterministic.fill_uninitialized_memory, torch.get_num_threads()
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
@@ -94,6 +95,7 @@ def _deterministic() -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
         torch.utils.deterministic.fill_uninitialized_memory = fill_before
+        torch.set_num_threads(threads_before)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -217,10 +219,9 @@ def train(
     fit would have drawn. `config.budget_seconds` bounds this call's wall clock; at least one batch always runs.
     """
     config = config or SequenceModelConfig()
-    torch.set_num_threads(config.threads or cpu_threads())
     started = time.perf_counter()
     data, n_items, n_channels = split.data, split.data.n_items, len(split.data.channel_vocab)
-    with _deterministic():
+    with _fit_settings(config.threads or cpu_threads()):
         torch.manual_seed(config.seed)
         model = DecisionPathModel(config, n_items, n_channels)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
