@@ -35,15 +35,15 @@ class StepTokens:
         return self.item.shape[0] - 1
 
     @classmethod
-    def of(cls, data: SequenceData, item: np.ndarray | None = None) -> StepTokens:
-        """Tensors of `data`'s tokens; `item` overrides the item tokens (a remapped vocabulary)."""
+    def of(cls, data: SequenceData) -> StepTokens:
+        """Tensors of `data`'s tokens; logs without actions get the padding action everywhere."""
 
         def padded(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
             return torch.from_numpy(np.append(values, 0)).to(dtype)
 
         action = data.action if data.has_actions else np.zeros_like(data.action)
         return cls(
-            item=padded(data.item if item is None else item, torch.int64),
+            item=padded(data.item, torch.int64),
             action=padded(action, torch.int64),
             channel=padded(data.channel, torch.int64),
             gap=padded(data.gap, torch.int64),
@@ -95,11 +95,6 @@ class TrainWindows:
 
     def __len__(self) -> int:
         return self.users.size
-
-    @property
-    def positions(self) -> int:
-        """Scored positions per epoch (next-item targets)."""
-        return int((self.lengths - 1).sum())
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[TrainBatch]:
         """One epoch of batches in random order, each holding users of similar length."""
