@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -66,6 +67,28 @@ def register_first_aliases(settings: Settings, name: str, version: str) -> list[
         registry.set_registered_model_alias(name, CHAMPION, version)
         aliases.append(CHAMPION)
     return aliases
+
+
+@dataclass
+class Registration:
+    """A logged and registered model version: its run, version, aliases and the metrics it was judged by."""
+
+    run_id: str
+    version: str
+    aliases: list[str]
+    metrics: dict[str, float]
+
+
+def load_champion_pyfunc(settings: Settings, name: str, how_to_train: str) -> tuple[mlflow.pyfunc.PythonModel, str]:
+    """The @champion version's Python model and its version, loaded by version so the two always agree.
+
+    Raises LookupError naming `how_to_train` when no champion is registered.
+    """
+    use_registry(settings)
+    version = alias_version(settings, name, CHAMPION)
+    if version is None:
+        raise LookupError(f"no @champion model {name!r} in {settings.mlflow_tracking_uri}: run {how_to_train} first")
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model(), version
 
 
 def data_version(paths: list[Path]) -> str:

@@ -20,7 +20,7 @@ from rich.console import Console
 from features.repo import feature_store, source_paths
 from siyu.metrics import auc, expected_calibration_error, logloss
 from siyu.settings import Settings
-from siyu.tracking import data_version, register_first_aliases, use_tracking
+from siyu.tracking import Registration, data_version, register_first_aliases, use_tracking
 from training.dataset import MODEL_FEATURES, PRICE_FEATURES, TrainingSet, build_training_set
 
 EXPERIMENT = "conversion"
@@ -40,12 +40,7 @@ EARLY_STOPPING = 30
 
 
 @dataclass
-class ConversionResult:
-    run_id: str
-    version: str
-    aliases: list[str]
-    metrics: dict[str, float]
-
+class ConversionResult(Registration):
     def summary(self) -> str:
         m = self.metrics
         line = f"holdout AUC {m['auc']:.4f}, logloss {m['logloss']:.4f}, ECE {m['ece']:.4f}"

@@ -24,7 +24,7 @@ from pricing.demand.evaluation import _scored, expected_sales, time_split
 from pricing.demand.fit import fit_demand
 from pricing.demand.model import DemandModel
 from siyu.settings import Settings
-from siyu.tracking import CHAMPION, alias_version, data_version, register_first_aliases, use_registry, use_tracking
+from siyu.tracking import Registration, data_version, load_champion_pyfunc, register_first_aliases, use_tracking
 
 
 class DemandPyfunc(mlflow.pyfunc.PythonModel):
@@ -62,11 +62,7 @@ def predict_rows(model: DemandModel, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass
-class DemandResult:
-    run_id: str
-    version: str
-    aliases: list[str]
-    metrics: dict[str, float]
+class DemandResult(Registration):
     model: DemandModel
 
     def summary(self) -> str:
@@ -159,16 +155,10 @@ def train_and_register(
 
 def load_champion(settings: Settings) -> tuple[DemandModel, str]:
     """The @champion demand model and its registry version (loaded by version, so the pair is consistent)."""
-    use_registry(settings)
-    name = settings.demand_model_name
-    version = alias_version(settings, name, CHAMPION)
-    if version is None:
-        raise LookupError(
-            f"no @champion demand model {name!r} in {settings.mlflow_tracking_uri}:"
-            " run `siyu train demand` (or pricing.demand.train_and_register) first"
-        )
-    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    model = loaded.unwrap_python_model().model
+    wrapper, version = load_champion_pyfunc(
+        settings, settings.demand_model_name, "`siyu train demand` (or pricing.demand.train_and_register)"
+    )
+    model = wrapper.model
     model.version = version
     return model, version
 

@@ -14,6 +14,7 @@ from siyu.cli_support import DataDir, console, fail, settings_for
 if TYPE_CHECKING:
     from siyu.settings import Settings
     from training.sequence.data import Split
+    from training.sequence.registry import SequenceRegistration
 
 evaluate_app = typer.Typer(help="Evaluate models against baselines on held-out data.", no_args_is_help=True)
 
@@ -97,6 +98,13 @@ def _split_and_fingerprint(settings: Settings, dataset: Path | None, dataset_for
     return split, fingerprint
 
 
+def _print_registration(settings: Settings, registration: SequenceRegistration) -> None:
+    console.print(registration.summary())
+    console.print(
+        f"registered {settings.sequence_model_name} version {registration.version}: @{', @'.join(registration.aliases)}"
+    )
+
+
 @tune_app.command("sequence")
 def tune_sequence(
     trials: Annotated[int, typer.Option(min=1, help="most trials to run")] = 20,
@@ -134,10 +142,7 @@ def tune_sequence(
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     console.print(f"best valid NDCG@10 {result.best_value:.4f}: {params}")
     registration = result.registration
-    console.print(registration.summary())
-    console.print(
-        f"registered {settings.sequence_model_name} version {registration.version}: @{', @'.join(registration.aliases)}"
-    )
+    _print_registration(settings, registration)
 
 
 def train_sequence(
@@ -154,7 +159,4 @@ def train_sequence(
     split, fingerprint = _split_and_fingerprint(settings, dataset, dataset_format)
     config = SequenceModelConfig(budget_seconds=budget_minutes * 60)
     registration = train_and_register(settings, split, fingerprint, config, progress=True)
-    console.print(registration.summary())
-    console.print(
-        f"registered {settings.sequence_model_name} version {registration.version}: @{', @'.join(registration.aliases)}"
-    )
+    _print_registration(settings, registration)

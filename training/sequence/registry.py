@@ -21,7 +21,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 from siyu.settings import Settings
-from siyu.tracking import CHAMPION, alias_version, data_version, register_first_aliases, use_registry, use_tracking
+from siyu.tracking import Registration, data_version, load_champion_pyfunc, register_first_aliases, use_tracking
 from training.sequence.data import ACTIONS, SequenceData, Split, from_steps
 from training.sequence.evaluation import evaluate
 from training.sequence.model import SequenceModelConfig
@@ -148,13 +148,8 @@ def _top_k(scores: np.ndarray, k: int, names: np.ndarray) -> list[list[str]]:
 
 
 @dataclass
-class SequenceRegistration:
+class SequenceRegistration(Registration):
     """A logged and registered decision-path model: where it is and how it scored."""
-
-    run_id: str
-    version: str
-    aliases: list[str]
-    metrics: dict[str, float]
 
     def summary(self) -> str:
         m = self.metrics
@@ -256,13 +251,7 @@ def train_and_register(
 
 def load_champion(settings: Settings) -> SASRecRecommender:
     """The @champion decision-path model, loaded by version so the model and its registry entry agree."""
-    use_registry(settings)
-    name = settings.sequence_model_name
-    version = alias_version(settings, name, CHAMPION)
-    if version is None:
-        raise LookupError(
-            f"no @champion sequence model {name!r} in {settings.mlflow_tracking_uri}:"
-            " run `siyu train sequence` or `siyu tune sequence` first"
-        )
-    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return loaded.unwrap_python_model().recommender
+    wrapper, _ = load_champion_pyfunc(
+        settings, settings.sequence_model_name, "`siyu train sequence` or `siyu tune sequence`"
+    )
+    return wrapper.recommender

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -28,6 +27,7 @@ from siyu.metrics import ranking_metrics, target_ranks
 from training.sequence.batches import StepTokens, TrainWindows
 from training.sequence.checkpoint import load_checkpoint, save_checkpoint
 from training.sequence.data import EvalSet, SequenceData, Split
+from training.sequence.evaluation import seen_matrix
 from training.sequence.inference import last_hidden
 from training.sequence.losses import NextItemLoss, intent_loss
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
@@ -103,15 +103,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def seen_items(data: SequenceData, users: np.ndarray, cut: np.ndarray) -> sp.csr_matrix:
-    """(len(users), items + 1) matrix marking every item in each history [offsets[u], offsets[u] + cut[j])."""
-    cut = np.asarray(cut, dtype=np.int64)
-    rows = np.repeat(np.arange(cut.size), cut)
-    first = np.repeat(data.offsets[np.asarray(users, dtype=np.int64)] - np.cumsum(cut) + cut, cut)
-    cols = data.item[first + np.arange(rows.size)]
-    return sp.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(cut.size, data.n_items + 1))
-
-
 def validation_ndcg(model: DecisionPathModel, data: SequenceData, questions: EvalSet, tokens: StepTokens) -> float:
     """NDCG@10 over `questions` (histories read from `data`) by the shared metrics' protocol: full ranking,
     seen items excluded, target never excluded; scored batch by batch so memory stays bounded."""
@@ -123,7 +114,7 @@ def validation_ndcg(model: DecisionPathModel, data: SequenceData, questions: Eva
     with torch.inference_mode():
         for rows, hidden in last_hidden(model, data, users, cut, tokens):
             scores = model.item_logits(hidden).numpy()
-            ranks[rows] = target_ranks(scores, target[rows], seen_items(data, users[rows], cut[rows]))
+            ranks[rows] = target_ranks(scores, target[rows], seen_matrix(data, users[rows], cut[rows]))
     return ranking_metrics(ranks, 10)["ndcg@10"] * float(asked.mean())  # empty histories count as misses
 
 
