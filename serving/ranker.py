@@ -2,11 +2,14 @@
 
 Per request: one online-store read for the user's row; candidate items' features come from an
 in-process item table (refreshed in the background), because an online read grows with the
-number of entity rows. Candidates are in-stock items; LightGBM scores them at the current price.
+number of entity rows. Candidates are the union of three retrieval sources: the decision-path
+model's next items, items that co-occur with the user's recent steps, and the most popular
+in-stock items; LightGBM scores them all at the current price and the best k are returned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,17 +22,30 @@ from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
+from serving.paths import DecisionPaths, PathSuggestions
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_registry
 from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
+from training.sequence.data import SequenceDataError
+from training.sequence.recommender import SASRecRecommender
+from training.sequence.registry import load_champion as load_sequence_champion
 
 MAX_CANDIDATES = 500  # most popular in-stock items scored per request
+PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co-occurrence
 USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES]
 USER_CATEGORY_REFS = [f"{USER_CATEGORY_VIEW}:{f}" for f in USER_CATEGORY_FEATURES]
 
 
 class ModelNotFoundError(RuntimeError):
     """No @champion conversion model is registered yet: train one first."""
+
+
+class Source:
+    """Why an item is a candidate, in the words the response gives; the first source to propose an item wins."""
+
+    NEXT_ON_PATH = "likely next on the user's decision path"
+    CO_OCCURRING = "often chosen with what the user looked at recently"
+    POPULAR = "popular in the last 30 days"
 
 
 @dataclass
@@ -46,6 +62,8 @@ class RecommendResult:
     degraded: bool = False
     model_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    intent: float | None = None
+    sequence_model_version: str | None = None
 
 
 def latest_item_table(settings: Settings) -> pd.DataFrame:
@@ -60,26 +78,48 @@ def latest_item_table(settings: Settings) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Catalog:
-    """The item table and, cut from it once per refresh, the candidates every request scores.
+    """The in-stock items as column arrays, most popular first, and an index from item id to row.
 
-    Candidates are kept as column arrays: building one DataFrame from arrays per request is far
-    cheaper than inserting user columns into a frame one by one.
+    Each request cuts its candidates from these arrays by row: building one DataFrame from arrays per
+    request is far cheaper than inserting user columns into a frame one by one.
     """
 
     items: pd.DataFrame
-    candidates: dict[str, np.ndarray]
-    categories: list[str]
+    in_stock: dict[str, np.ndarray]
+    rows: pd.Index  # item id (as text) -> row of in_stock
+    categories: list[str]  # of the in-stock items: one online read fetches the user's row for each
 
     @classmethod
     def from_items(cls, items: pd.DataFrame) -> Catalog:
-        chosen = items[items["in_stock"]].head(MAX_CANDIDATES)
+        stocked = items[items["in_stock"]]
         names = ["item_id", "category_id", "price", *ITEM_MODEL_FEATURES]
-        columns = {name: chosen[name].to_numpy() for name in names}
-        return cls(items, columns, chosen["category_id"].dropna().unique().tolist())
+        columns = {name: stocked[name].to_numpy() for name in names}
+        categories = stocked["category_id"].dropna().unique().tolist()
+        return cls(items, columns, pd.Index(stocked["item_id"].astype(str)), categories)
+
+    def candidate_rows(self, *proposals: tuple[list[str], str]) -> tuple[np.ndarray, list[str]]:
+        """Rows of the in-stock items the (ids, reason) proposals name, then the most popular, without repeats.
+
+        Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason.
+        """
+        rows: list[int] = []
+        reasons: list[str] = []
+        seen: set[int] = set()
+        for ids, reason in proposals:
+            for row in self.rows.get_indexer(ids):
+                if row >= 0 and row not in seen:
+                    seen.add(row)
+                    rows.append(int(row))
+                    reasons.append(reason)
+        for row in range(min(MAX_CANDIDATES, len(self.rows))):
+            if row not in seen:
+                rows.append(row)
+                reasons.append(Source.POPULAR)
+        return np.asarray(rows, dtype=np.int64), reasons
 
 
 class Ranker:
-    """Holds the champion model, the Feast store and the item table for the lifetime of the service."""
+    """Holds the champion models, the Feast store, the item table and users' paths for the service's lifetime."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -93,18 +133,36 @@ class Ranker:
         use_registry(settings)
         # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
         self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
+        self.sequence_model_version = alias_version(settings, settings.sequence_model_name, CHAMPION)
+        self.sequence_model: SASRecRecommender | None = None
+        if self.sequence_model_version is not None:
+            self.sequence_model = load_sequence_champion(settings)
         self.store: FeatureStore = feature_store(settings)
         self.catalog = Catalog.from_items(latest_item_table(settings))
+        self.paths: DecisionPaths | None = None
+        self.paths_note: str | None = None
+        self._refresh_paths()
         self._stop = threading.Event()
-        threading.Thread(target=self._refresh_items, name="item-table-refresh", daemon=True).start()
+        threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
 
-    def _refresh_items(self) -> None:
+    def _refresh_loop(self) -> None:
         while not self._stop.wait(self.settings.item_refresh_seconds):
-            try:
-                catalog = Catalog.from_items(latest_item_table(self.settings))
-            except (OSError, ValueError, KeyError):
-                continue  # keep serving the catalog we have; the next tick tries again
-            self.catalog = catalog  # one reference swap: requests keep the catalog they started with
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Reload the item table and users' paths from the store; on a failure keep serving what we have."""
+        with contextlib.suppress(OSError, ValueError, KeyError):  # the next tick tries again
+            self.catalog = Catalog.from_items(latest_item_table(self.settings))
+        self._refresh_paths()
+
+    def _refresh_paths(self) -> None:
+        try:
+            paths = DecisionPaths.from_store(self.settings, self.sequence_model)
+        except (SequenceDataError, OSError, ValueError, KeyError) as exc:
+            self.paths_note = f"users' paths unavailable: {exc}"
+            return
+        # One reference swap each: requests keep the catalogue and paths they started with.
+        self.paths, self.paths_note = paths, None
 
     def close(self) -> None:
         self._stop.set()
@@ -118,7 +176,7 @@ class Ranker:
         items = self.catalog.items
         table = items[items["in_stock"]].head(k)
         return [
-            Recommendation(i, float(u), "popular in the last 30 days")
+            Recommendation(i, float(u), Source.POPULAR)
             for i, u in zip(table["item_id"], table["units_30d"], strict=True)
         ]
 
@@ -143,32 +201,58 @@ class Ranker:
                 degraded=True,
                 notes=[f"online store unavailable: {type(exc).__name__}"],
             )
+        suggestions = self.suggest(user_id)
+        notes = [self.paths_note] if self.paths_note else []
         if affinity is None:
-            return RecommendResult(
-                self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"]
-            )
-        n = len(catalog.candidates["item_id"])
-        if n == 0:
+            if suggestions.steps == 0:
+                return RecommendResult(
+                    self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"]
+                )
+            # Events but no features yet (they arrived after the last materialisation): rank from the path.
+            affinity = pd.DataFrame(columns=list(USER_CATEGORY_FEATURES), dtype=float)
+            notes.append("no stored features for this user yet: ranked from their recent events")
+        rows, reasons = catalog.candidate_rows(
+            (suggestions.next_items, Source.NEXT_ON_PATH), (suggestions.co_occurring, Source.CO_OCCURRING)
+        )
+        if rows.size == 0:
             return RecommendResult([], fallback="popular", model_version=self.model_version, notes=["nothing in stock"])
-        per_candidate = affinity.reindex(catalog.candidates["category_id"])
+        scores = self._purchase_probabilities(catalog, rows, user, affinity, channel, now)
+        top = np.argsort(-scores, kind="stable")[:k]
+        return RecommendResult(
+            [Recommendation(str(catalog.in_stock["item_id"][rows[i]]), float(scores[i]), reasons[i]) for i in top],
+            model_version=self.model_version,
+            notes=notes,
+            intent=suggestions.intent,
+            sequence_model_version=self.sequence_model_version if suggestions.intent is not None else None,
+        )
+
+    def suggest(self, user_id: str) -> PathSuggestions:
+        paths = self.paths
+        return paths.suggest(user_id, PATH_CANDIDATES) if paths is not None else PathSuggestions()
+
+    def _purchase_probabilities(
+        self,
+        catalog: Catalog,
+        rows: np.ndarray,
+        user: dict[str, float | None],
+        affinity: pd.DataFrame,
+        channel: str,
+        now: datetime | None,
+    ) -> np.ndarray:
+        """The conversion model's P(purchase) for each candidate row, shown at today's price on `channel`."""
+        n = rows.size
+        candidates = {name: values[rows] for name, values in catalog.in_stock.items()}
+        per_candidate = affinity.reindex(candidates["category_id"])
         frame = pd.DataFrame(
             {
-                **catalog.candidates,
+                **candidates,
                 **{name: np.full(n, np.nan if value is None else value, dtype=float) for name, value in user.items()},
                 **{name: per_candidate[name].to_numpy() for name in USER_CATEGORY_FEATURES},
-                "price_shown": catalog.candidates["price"],
+                "price_shown": candidates["price"],
                 "channel": channel,
                 "event_timestamp": pd.Timestamp(now or datetime.now(UTC)),
             }
         )
         frame = add_context_features(frame)
         # One thread: for a few hundred rows, thread start-up costs more than it saves.
-        scores = self.booster.predict(frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float64), num_threads=1)
-        top = np.argsort(-scores, kind="stable")[:k]
-        picked = [
-            Recommendation(
-                str(frame["item_id"].iat[i]), float(scores[i]), "predicted purchase probability at today's price"
-            )
-            for i in top
-        ]
-        return RecommendResult(picked, model_version=self.model_version)
+        return self.booster.predict(frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float64), num_threads=1)

@@ -34,7 +34,17 @@ class RecommendResponse(BaseModel):
     degraded: bool = Field(
         False, description="true when a dependency (the online store) failed and a fallback answered"
     )
-    model_version: str | None = None
+    model_version: str | None = Field(None, description="version of the conversion model that ranked the items")
+    intent: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="decision-path model's probability that the user's latest session ends in a purchase"
+        " (null when no sequence model is registered or the user has no stored events)",
+    )
+    sequence_model_version: str | None = Field(
+        None, description="version of the decision-path model that read the path"
+    )
     notes: list[str] = Field(default_factory=list, description="why a fallback answered, when one did")
 
 
@@ -58,7 +68,11 @@ class Siyu:
         k: Annotated[int, Field(ge=1, le=100, description="how many items to return")] = 10,
         channel: Channel = "mini_program",
     ) -> RecommendResponse:
-        """Personalised "guess you like": k in-stock items ranked by predicted purchase probability."""
+        """Personalised "guess you like": k in-stock items ranked by predicted purchase probability.
+
+        Candidates: the decision-path model's likely next items, items co-occurring with the user's recent
+        steps, and the most popular in-stock items; each item's `reason` names the source that proposed it.
+        """
         result = self.ranker.recommend(user_id, k, channel)
         return RecommendResponse(
             user_id=user_id,
@@ -66,6 +80,8 @@ class Siyu:
             fallback=result.fallback,
             degraded=result.degraded,
             model_version=result.model_version,
+            intent=result.intent,
+            sequence_model_version=result.sequence_model_version,
             notes=result.notes,
         )
 

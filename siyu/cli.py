@@ -16,7 +16,7 @@ from serving.cli import serve
 from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
 from training.cli import app as train_app
-from training.sequence.cli import evaluate_app, train_sequence, tune_app
+from training.sequence.cli import bootstrap_sequence, evaluate_app, train_sequence, tune_app
 
 app = typer.Typer(help="siyu: recommendation and dynamic pricing for private-domain retail.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -33,7 +33,8 @@ app.command("serve")(serve)
 
 @app.command("bootstrap")
 def bootstrap(data_dir: DataDir = None) -> None:
-    """Make a servable system from nothing: a small world (if no data), features, conversion and demand models.
+    """Make a servable system from nothing: a small world (if no data), features, conversion, demand and
+    decision-path models.
 
     Each model is trained only if no @champion of it is registered yet, so re-running is cheap.
     """
@@ -42,6 +43,7 @@ def bootstrap(data_dir: DataDir = None) -> None:
     settings = settings_for(data_dir)
     bootstrap_conversion(settings, console=console)
     bootstrap_demand(settings)
+    bootstrap_sequence(settings)
 
 
 if __name__ == "__main__":

@@ -51,11 +51,15 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, object]]:
-    """World -> identities -> features -> online store -> @champion model: the whole offline pipeline."""
+    """World -> identities -> features -> online store -> @champion models: the whole offline pipeline."""
     from features import repo
     from pricing.demand.registry import train_and_register as train_demand
     from training.conversion import train_and_register
     from training.pipeline import build_features
+    from training.sequence.data import leave_last_out
+    from training.sequence.model import SequenceModelConfig
+    from training.sequence.registry import read_sequences
+    from training.sequence.registry import train_and_register as train_sequence
 
     system = make_settings(tmp_path_factory.mktemp("trained-system"))
     generate_world(TRAINING_WORLD, system, progress=False)
@@ -63,6 +67,8 @@ def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     repo.materialize(system)
     result = train_and_register(system)
     train_demand(system)
+    data, fingerprint = read_sequences(system)
+    train_sequence(system, leave_last_out(data), fingerprint, SequenceModelConfig(budget_seconds=15, threads=1))
     yield system, result
     repo.feature_store(system).teardown()
 

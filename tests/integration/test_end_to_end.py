@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features import repo
-from serving.ranker import latest_item_table
+from serving.ranker import Source, latest_item_table
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
 
@@ -39,6 +39,10 @@ def test_recommend_ranks_in_stock_items_for_a_known_user(server) -> None:
     assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
     stock = latest_item_table(settings).set_index("item_id")["in_stock"]
     assert all(stock[i["item_id"]] for i in items)
+    assert {i["reason"] for i in items} <= {Source.NEXT_ON_PATH, Source.CO_OCCURRING, Source.POPULAR}
+    # The decision-path model read the user's stored events: its version and purchase intent come back.
+    assert body["sequence_model_version"] == alias_version(settings, settings.sequence_model_name, CHAMPION)
+    assert 0 < body["intent"] < 1
 
 
 def test_unknown_user_gets_popular_items(server) -> None:
@@ -48,6 +52,7 @@ def test_unknown_user_gets_popular_items(server) -> None:
     body = response.json()
     assert body["fallback"] == "popular" and len(body["items"]) == 5
     assert body["notes"] == ["unknown user"]
+    assert body["intent"] is None and body["sequence_model_version"] is None
 
 
 @pytest.mark.parametrize(

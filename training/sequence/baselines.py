@@ -85,6 +85,12 @@ class GridTuned:
         assert best is not None
         self._use(best[1])
 
+    def fit_all(self, data: SequenceData, **params: Any) -> None:
+        """Learn from every step of `data` at fixed parameters, no validation: serving's use of the whole log."""
+        self.skipped = None
+        self._learn(data)
+        self._use(params)
+
     def _candidates(self) -> list[dict[str, Any]]:
         """Every grid point; parameters that only touch seen items keep their first value when those are excluded."""
         grid = {

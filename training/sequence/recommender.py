@@ -65,7 +65,7 @@ class SASRecRecommender:
         """(len(users), data.n_items + 1) float32 next-item scores after each history; column 0 is -inf."""
         model = self._fitted()
         users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
-        data, cut, columns = self._in_model_vocab(data, users, cut)
+        data, cut, columns = self.in_model_vocab(data, users, cut)
         scores = np.empty((users.size, model.n_items + 1), dtype=np.float32)
         has_history = cut > 0
         scores[~has_history] = self.popularity
@@ -83,7 +83,7 @@ class SASRecRecommender:
         """(len(users),) probability that a purchase follows the newest history step within its session."""
         model = self._fitted()
         users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
-        data, cut, _ = self._in_model_vocab(data, users, cut)
+        data, cut, _ = self.in_model_vocab(data, users, cut)
         out = np.full(users.size, self.intent_base_rate, dtype=np.float32)
         has_history = (cut > 0) & self.intent_trained
         if has_history.any():
@@ -131,11 +131,15 @@ class SASRecRecommender:
             raise RuntimeError(f"{self.name}: call fit() (or load()) before scoring")
         return self.model
 
-    def _in_model_vocab(
+    def in_model_vocab(
         self, data: SequenceData, users: np.ndarray, cut: np.ndarray
     ) -> tuple[SequenceData, np.ndarray, np.ndarray | None]:
         """`data` re-tokenised into the model's vocabularies, the cuts adjusted for dropped unknown-item steps,
-        and (when the vocabularies differ) the model token of each of `data`'s item columns (0 = unknown)."""
+        and (when the vocabularies differ) the model token of each of `data`'s item columns (0 = unknown).
+
+        Serving re-tokenises a whole event log once per refresh this way, so each request's `score` and
+        `intent` take the shared-vocabulary fast path.
+        """
         same_items = data.item_vocab is self.item_vocab or (
             data.item_vocab.size == self.item_vocab.size and bool((data.item_vocab == self.item_vocab).all())
         )

@@ -1,0 +1,81 @@
+"""Each user's decision path at serve time, and the items it points to next.
+
+Built from the stored event log (the same steps `siyu train sequence` learns from) once per refresh
+tick, so an event that reaches the store changes the user's next recommendation without a restart.
+Two retrieval sources read the path: the @champion decision-path model (next items and purchase
+intent) and item-to-item co-occurrence over the whole log (cosine item-kNN), which also covers
+items the model has never seen. Everything per request is one user's row: no log scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from siyu.settings import Settings
+from training.sequence.baselines import TIE_BREAK, ItemKNN
+from training.sequence.data import SequenceData
+from training.sequence.recommender import SASRecRecommender
+from training.sequence.sources import from_events
+
+# Co-occurrence settings: the usual winners of the item-kNN grid on our worlds and the public samples.
+CO_OCCURRENCE = {"neighbours": 50, "decay": 0.7}
+
+
+@dataclass
+class PathSuggestions:
+    """What one user's path suggests: item ids best first per source, and the model's purchase intent."""
+
+    next_items: list[str] = field(default_factory=list)  # decision-path model
+    co_occurring: list[str] = field(default_factory=list)  # item-kNN over the user's recent steps
+    intent: float | None = None  # P(the user's latest session ends in a purchase); None without a model
+    steps: int = 0  # how many stored steps the user has
+
+
+class DecisionPaths:
+    """Every user's stored steps, the co-occurrence index over them and, given a model, their model view."""
+
+    def __init__(self, data: SequenceData, model: SASRecRecommender | None = None) -> None:
+        self.data = data
+        self.users = pd.Index(data.user_ids)
+        self.item_ids = np.asarray([str(v) for v in data.item_vocab], dtype=object)
+        self.co_occurrence = ItemKNN(history_steps=20)
+        self.co_occurrence.fit_all(data, **CO_OCCURRENCE)
+        self.model = model
+        if model is not None:
+            everyone = np.arange(data.n_users)
+            # Re-tokenised once here, so each request's scoring takes the model's shared-vocabulary fast path.
+            self.model_data, self.model_cut, _ = model.in_model_vocab(data, everyone, data.lengths)
+            self.model_item_ids = np.asarray([str(v) for v in model.item_vocab], dtype=object)
+
+    @classmethod
+    def from_store(cls, settings: Settings, model: SASRecRecommender | None = None) -> DecisionPaths:
+        """From the event log under settings.data_dir (raises SequenceDataError when it holds no steps)."""
+        return cls(from_events(settings), model)
+
+    def suggest(self, user_id: str, n: int) -> PathSuggestions:
+        """Up to n items from each source for `user_id`; empty for a user with no stored steps."""
+        row = self.users.get_indexer([user_id])[0]
+        if row < 0 or self.data.lengths[row] == 0:
+            return PathSuggestions()
+        users = np.asarray([row])
+        known = self.co_occurrence.score(self.data, users, self.data.lengths[users])[0]
+        known[0] = -np.inf
+        suggestions = PathSuggestions(
+            co_occurring=_best(known, self.item_ids, n, floor=TIE_BREAK), steps=int(self.data.lengths[row])
+        )
+        if self.model is not None:
+            cut = self.model_cut[users]
+            suggestions.next_items = _best(self.model.score(self.model_data, users, cut)[0], self.model_item_ids, n)
+            suggestions.intent = float(self.model.intent(self.model_data, users, cut)[0])
+        return suggestions
+
+
+def _best(scores: np.ndarray, item_ids: np.ndarray, n: int, floor: float = -np.inf) -> list[str]:
+    """Ids of the n highest scores above `floor`, best first (token t is item_ids[t - 1]; column 0 is padding)."""
+    n = min(n, scores.size - 1)
+    top = np.argpartition(-scores[1:], n - 1)[:n] + 1 if n > 0 else np.empty(0, dtype=np.int64)
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [str(item_ids[t - 1]) for t in top if scores[t] > floor]

@@ -1,0 +1,124 @@
+"""/recommend's retrieval from users' decision paths on the real trained system: the registered decision-path
+model, co-occurrence over the stored event log, the Feast store and the item table, with no stand-ins.
+
+The event-writing tests add a part file to the shared system's log and always remove it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from serving.ranker import PATH_CANDIDATES, Ranker
+from siyu.data import schema
+from siyu.data.identity import attach_user_ids
+from siyu.data.store import new_part_path, read_table, to_table, write_table_atomic
+from siyu.settings import Settings
+from siyu.tracking import CHAMPION, alias_version
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ranker(trained_system) -> Iterator[Ranker]:
+    ranker = Ranker(trained_system[0])
+    yield ranker
+    ranker.close()
+
+
+def _busiest_user(ranker: Ranker) -> str:
+    paths = ranker.paths
+    assert paths is not None, ranker.paths_note
+    return str(paths.data.user_ids[paths.data.lengths.argmax()])
+
+
+def _new_events(settings: Settings, user_key_type: str, user_key: str, items: list[str]) -> pd.DataFrame:
+    """One session after the end of the log: a view of each item, then a cart add and purchase of the last."""
+    events = read_table(settings.events_dir, schema.EVENT_SCHEMA)
+    start = events["event_time"].max() + timedelta(hours=1)
+    steps = [(item, "view") for item in items] + [(items[-1], "add_to_cart"), (items[-1], "purchase")]
+    return pd.DataFrame(
+        {
+            "event_time": [start + timedelta(minutes=i) for i in range(len(steps))],
+            "user_key": user_key,
+            "user_key_type": user_key_type,
+            "item_id": [item for item, _ in steps],
+            "event_type": [kind for _, kind in steps],
+            "channel": "mini_program",
+            "store_id": None,
+            "quantity": 1,
+            "unit_price": 10.0,
+            "session_id": f"{user_key}-later",
+        }
+    )
+
+
+def _write_events(settings: Settings, frame: pd.DataFrame) -> Path:
+    path = new_part_path(settings.events_dir, "events")
+    write_table_atomic(to_table(frame, schema.EVENT_SCHEMA), path)
+    return path
+
+
+def _untouched_items(ranker: Ranker, user_id: str, n: int) -> list[str]:
+    paths = ranker.paths
+    row = paths.users.get_loc(user_id)
+    touched = {str(paths.item_ids[t - 1]) for t in paths.data.item[paths.data.steps_of(row)]}
+    return [str(i) for i in ranker.catalog.in_stock["item_id"] if str(i) not in touched][-n:]
+
+
+def test_a_user_with_events_gets_candidates_from_their_path_and_an_intent(ranker, trained_system) -> None:
+    settings, _ = trained_system
+    user = _busiest_user(ranker)
+    suggestions = ranker.suggest(user)
+    assert len(suggestions.next_items) == PATH_CANDIDATES and suggestions.co_occurring
+    assert 0 < suggestions.intent < 1 and suggestions.steps > 5
+    result = ranker.recommend(user, k=10)
+    assert result.fallback is None and len(result.items) == 10
+    assert result.sequence_model_version == alias_version(settings, settings.sequence_model_name, CHAMPION)
+    assert result.intent == suggestions.intent
+
+
+def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_system) -> None:
+    settings, _ = trained_system
+    user = _busiest_user(ranker)
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    key = identity[identity["user_id"] == user].iloc[0]
+    before = ranker.suggest(user)
+    path = _write_events(
+        settings, _new_events(settings, key["user_key_type"], key["user_key"], _untouched_items(ranker, user, 3))
+    )
+    try:
+        ranker.refresh()
+        after = ranker.suggest(user)
+        assert after.steps == before.steps + 3  # a step per (session, item) at its deepest action
+        assert after.next_items != before.next_items
+        assert after.co_occurring != before.co_occurring
+        assert after.intent != before.intent
+    finally:
+        path.unlink()
+        ranker.refresh()
+    assert ranker.suggest(user) == before
+
+
+def test_a_person_with_events_but_no_features_yet_is_ranked_from_their_path(ranker, trained_system) -> None:
+    settings, _ = trained_system
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    key_type = identity["user_key_type"].iloc[0]
+    newcomer = pd.DataFrame({"user_key_type": [key_type], "user_key": ["someone-new-since-materialisation"]})
+    user = str(attach_user_ids(newcomer, identity)["user_id"].iat[0])
+    items = [str(i) for i in ranker.catalog.in_stock["item_id"][:2]]
+    path = _write_events(settings, _new_events(settings, key_type, newcomer["user_key"].iat[0], items))
+    try:
+        ranker.refresh()
+        result = ranker.recommend(user, k=5)
+    finally:
+        path.unlink()
+        ranker.refresh()
+    assert result.fallback is None and len(result.items) == 5
+    assert any("no stored features" in note for note in result.notes)
+    assert result.intent is not None
+    assert ranker.recommend(user, k=5).fallback == "popular"  # once the events are gone, a stranger again

@@ -1,0 +1,43 @@
+"""How /recommend merges its retrieval sources into one candidate list."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from serving.paths import DecisionPaths, PathSuggestions
+from serving.ranker import Catalog, Source
+from training.dataset import ITEM_MODEL_FEATURES
+
+
+def _catalog(in_stock: list[bool]) -> Catalog:
+    items = pd.DataFrame(
+        {"item_id": [f"i{n}" for n in range(len(in_stock))], "category_id": "c", "price": 1.0, "in_stock": in_stock}
+    )
+    for feature in ITEM_MODEL_FEATURES:
+        items[feature] = 0.0
+    return Catalog.from_items(items)
+
+
+def test_proposals_come_first_then_popular_items_without_repeats() -> None:
+    catalog = _catalog([True, True, True, False, True, True])
+    rows, reasons = catalog.candidate_rows(
+        (["i4", "i3", "nope", "i4"], Source.NEXT_ON_PATH), (["i0", "i4"], Source.CO_OCCURRING)
+    )
+    ids = [catalog.in_stock["item_id"][r] for r in rows]
+    assert ids == ["i4", "i0", "i1", "i2", "i5"]  # i3 is out of stock; unknown ids and repeats are dropped
+    assert reasons == [Source.NEXT_ON_PATH, Source.CO_OCCURRING, Source.POPULAR, Source.POPULAR, Source.POPULAR]
+
+
+def test_nothing_in_stock_means_no_candidates() -> None:
+    rows, reasons = _catalog([False, False]).candidate_rows((["i0"], Source.NEXT_ON_PATH))
+    assert rows.size == 0 and reasons == []
+
+
+def test_paths_without_a_sequence_model_still_suggest_co_occurring_items(small_world) -> None:
+    paths = DecisionPaths.from_store(small_world)
+    busiest = str(paths.data.user_ids[paths.data.lengths.argmax()])
+    suggestions = paths.suggest(busiest, 10)
+    assert 0 < len(suggestions.co_occurring) <= 10 and set(suggestions.co_occurring) <= set(paths.item_ids)
+    assert suggestions.next_items == [] and suggestions.intent is None
+    assert suggestions.steps == paths.data.lengths.max()
+    assert paths.suggest("nobody-we-know", 10) == PathSuggestions()
