@@ -16,9 +16,11 @@ from siyu.data.schema import EVENT_SCHEMA, IDENTITY_MAP_SCHEMA
 from siyu.data.store import to_table, write_table_atomic
 from siyu.settings import Settings
 from tests.conftest import SHARED_DATA, require_shared_data
+from training.sequence.batches import TrainWindows
 from training.sequence.data import (
     ACTIONS,
     GAP_TOKENS,
+    SequenceData,
     SequenceDataError,
     from_steps,
     history_positions,
@@ -141,6 +143,40 @@ def test_leave_last_out_holds_out_the_last_two_steps_of_users_with_three_or_more
     assert split.kind == "leave-last-out"
 
 
+def _touch_and_deepen() -> SequenceData:
+    frame = steps(
+        [
+            ("a", "v", T0 - 10, "view", "s1"),
+            ("a", "x", T0, "view", "s1"),
+            ("a", "y", T0 + 10, "view", "s1"),
+            ("a", "x", T0 + 20, "purchase", "s1"),  # x deepens: history, never a target
+            ("a", "z", T0 + 30, "view", "s1"),
+            ("a", "w", T0 + 40, "view", "s1"),
+            ("a", "w", T0 + 50, "add_to_cart", "s1"),  # the user's last step is a deepening
+        ]
+    ).assign(touch=[True, True, True, False, True, True, False])
+    return from_steps(frame)
+
+
+def test_targets_are_touches_and_histories_keep_the_deepenings_before_them() -> None:
+    data = _touch_and_deepen()
+    split = leave_last_out(data)
+    assert list(split.test.cut) == [5] and data.item_vocab[split.test.target[0] - 1] == "w"
+    assert list(split.valid.cut) == [4] and data.item_vocab[split.valid.target[0] - 1] == "z"
+    # The test history holds x's purchase (it came before w); training stops before the validation target.
+    assert list(split.train.item_vocab[split.train.item - 1]) == ["v", "x", "y", "x"]
+    late = split_by_time(data, pd.Timestamp(T0 + 15, unit="s", tz="UTC"))
+    assert list(late.test.cut) == [4]  # the first touch after the cutoff is z, not x's purchase
+
+
+def test_training_never_targets_a_deepening() -> None:
+    data = _touch_and_deepen()
+    batch = next(TrainWindows(data, max_len=10).batches(4, np.random.default_rng(0)))
+    names = ["-" if t == 0 else data.item_vocab[t - 1] for t in batch.target[0].tolist()]
+    assert names == ["x", "y", "-", "z", "w", "-"]  # inputs v x y x(bought) z w; w's cart add is not a target
+    assert batch.intent[0].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]  # x's purchase is still ahead of them
+
+
 def test_leave_last_out_with_too_short_histories_says_so() -> None:
     with pytest.raises(SequenceDataError, match="3 or more steps"):
         leave_last_out(from_steps(_walks({"a": 2, "b": 1})))
@@ -179,7 +215,7 @@ def _write_events(settings: Settings, rows: list[tuple], identity: list[tuple] =
     write_table_atomic(to_table(links, IDENTITY_MAP_SCHEMA), settings.identity_map_path)
 
 
-def test_from_events_keeps_the_deepest_action_per_session_and_item(settings: Settings) -> None:
+def test_from_events_steps_are_touches_and_deepenings_each_known_at_its_time(settings: Settings) -> None:
     _write_events(
         settings,
         [
@@ -197,14 +233,26 @@ def test_from_events_keeps_the_deepest_action_per_session_and_item(settings: Set
         identity=[("member_id", "m1", "U1"), ("openid", "o9", "U1")],
     )
     data = from_events(settings)
-    assert data.n_users == 2 and data.n_steps == 5
+    assert data.n_users == 2 and data.n_steps == 7
     person = list(data.user_ids).index("U1")
     mine = data.steps_of(person)
-    assert list(data.item_vocab[data.item[mine] - 1]) == ["a", "b", "c", "b"]
-    assert [ACTIONS[a - 1] for a in data.action[mine]] == ["purchase", "view", "favourite", "add_to_cart"]
-    # A step's time is its first event's; its channel is its session's (the session's first event's).
-    assert list(data.time[mine]) == [T0, T0 + 20, T0 + 50, T0 + 3_600]
-    assert [data.channel_vocab[c - 1] for c in data.channel[mine]] == ["mini_program"] * 3 + ["pos"]
+    # a is touched (viewed), then deepens twice: the coupon claim (as deep as a cart add) and, after b's view,
+    # the purchase; each deepening is its own step at its own time, so no step tells of anything later.
+    assert list(data.item_vocab[data.item[mine] - 1]) == ["a", "a", "b", "a", "c", "b"]
+    assert [ACTIONS[a - 1] for a in data.action[mine]] == [
+        "view",
+        "add_to_cart",
+        "view",
+        "purchase",
+        "favourite",
+        "add_to_cart",
+    ]
+    assert list(data.time[mine]) == [T0, T0 + 10, T0 + 20, T0 + 30, T0 + 50, T0 + 3_600]
+    assert list(data.is_touch[mine]) == [True, False, True, False, True, True]
+    # The intent label: a purchase comes later in the same session.
+    assert list(data.purchase_follows[mine]) == [True, True, True, False, False, False]
+    # A step's channel is its session's (the session's first event's).
+    assert [data.channel_vocab[c - 1] for c in data.channel[mine]] == ["mini_program"] * 5 + ["pos"]
     other = data.steps_of(1 - person)
     assert [ACTIONS[a - 1] for a in data.action[other]] == ["add_to_cart"]
 
@@ -217,7 +265,7 @@ def test_from_events_on_an_empty_store_says_what_to_do(settings: Settings) -> No
 # ------------------------------------------------------------------------------------------------- Taobao
 
 
-def test_taobao_sessions_cut_at_thirty_idle_minutes_and_keep_the_deepest_action(tmp_path: Path) -> None:
+def test_taobao_sessions_cut_at_thirty_idle_minutes_and_deepenings_are_steps(tmp_path: Path) -> None:
     lines = [
         f"7,100,1,pv,{T0}",
         f"7,100,1,cart,{T0 + 60}",
@@ -230,10 +278,11 @@ def test_taobao_sessions_cut_at_thirty_idle_minutes_and_keep_the_deepest_action(
     path.write_text("\n".join(lines) + "\n")
     data = from_taobao(path)
     assert list(data.user_ids) == [7, 8]
-    assert list(data.item_vocab[data.item - 1]) == [100, 101, 100, 101]
-    assert [ACTIONS[a - 1] for a in data.action] == ["add_to_cart", "view", "purchase", "favourite"]
+    assert list(data.item_vocab[data.item - 1]) == [100, 100, 101, 100, 101]
+    assert [ACTIONS[a - 1] for a in data.action] == ["view", "add_to_cart", "view", "purchase", "favourite"]
+    assert list(data.is_touch) == [True, False, True, True, True]  # user 8's later view is not deeper
     assert data.channel_vocab == ("app",)
-    assert list(data.purchase_follows) == [False, False, False, False]
+    assert list(data.purchase_follows) == [False, False, False, False, False]
     assert list(sessions_by_gap(np.array([7, 7, 7]), np.array([0, 1_799, 3_599]), 1_800)) == [1, 1, 2]
 
 
@@ -246,7 +295,11 @@ def test_taobao_slice_of_the_real_sample_matches_a_pandas_count(tmp_path: Path) 
     raw = raw.sort_values(["user", "ts"], kind="stable")
     new = raw["user"].ne(raw["user"].shift()) | raw["ts"].diff().ge(1_800)
     raw["session"] = new.cumsum()
-    assert data.n_steps == raw.drop_duplicates(["session", "item"]).shape[0]
+    raw["depth"] = raw["behavior"].map({"pv": 1, "fav": 2, "cart": 3, "buy": 4})
+    deepest_so_far = raw.groupby(["session", "item"])["depth"].cummax()
+    before = deepest_so_far.groupby([raw["session"], raw["item"]]).shift(fill_value=0)
+    assert data.is_touch.sum() == raw.drop_duplicates(["session", "item"]).shape[0]
+    assert data.n_steps == (raw["depth"] > before).sum()
     assert data.n_users == raw["user"].nunique()
     assert np.all(np.diff(data.time)[np.diff(np.repeat(np.arange(data.n_users), data.lengths)) == 0] >= 0)
 

@@ -276,9 +276,13 @@ class Transitions(GridTuned):
 
 
 def transition_probabilities(train: SequenceData) -> sp.csr_matrix:
-    """(n_items + 1)² row-stochastic matrix of item -> next item over consecutive steps of each user."""
+    """(n_items + 1)² row-stochastic matrix of item -> next item over consecutive steps of each user.
+
+    Only steps that are touches count as a "next item": a deepening (buying what was viewed a step ago) is
+    not a choice of the item, as it is never a target in evaluation either.
+    """
     size = train.n_items + 1
-    same_user = np.ones(max(train.n_steps - 1, 0), dtype=bool)
+    same_user = train.is_touch[1:].copy()
     boundaries = train.offsets[1:-1] - 1  # last step of each user but the final one
     same_user[boundaries[(boundaries >= 0) & (boundaries < same_user.size)]] = False
     src, dst = train.item[:-1][same_user], train.item[1:][same_user]

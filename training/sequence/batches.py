@@ -29,6 +29,7 @@ class StepTokens:
     channel: torch.Tensor
     gap: torch.Tensor
     purchase_follows: torch.Tensor  # (steps + 1,) float32
+    touch: torch.Tensor  # (steps + 1,) int64: 1 where the step may be a next-item target
 
     @property
     def sentinel(self) -> int:
@@ -48,6 +49,7 @@ class StepTokens:
             channel=padded(data.channel, torch.int64),
             gap=padded(data.gap, torch.int64),
             purchase_follows=padded(data.purchase_follows, torch.float32),
+            touch=padded(data.is_touch, torch.int64),
         )
 
     def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -69,7 +71,7 @@ class TrainBatch:
     action: torch.Tensor
     channel: torch.Tensor
     gap: torch.Tensor
-    target: torch.Tensor  # (batch, width) next item token (0 where there is none)
+    target: torch.Tensor  # (batch, width) next item token (0 where there is none, or the next step is a deepening)
     intent: torch.Tensor  # (batch, width) float: a purchase follows in this session
     real: torch.Tensor  # (batch, width) bool
 
@@ -119,7 +121,7 @@ class TrainWindows:
             action=self.tokens.action[inputs],
             channel=self.tokens.channel[inputs],
             gap=self.tokens.gap[inputs],
-            target=item_all[:, 1:],
+            target=item_all[:, 1:] * self.tokens.touch[index[:, 1:]],
             intent=self.tokens.purchase_follows[inputs],
             real=item != 0,
         )

@@ -48,10 +48,10 @@ class ComparisonResult:
     def ratios(self) -> dict[str, float]:
         """The headline figures: ours over the best baseline, over the oracle, and over our shuffled-order twin."""
         ours = self.seen_excluded[MODEL_NAME]["ndcg@10"]
-        out = {"vs_best_baseline": ours / self.best_baseline()[1]}
+        out = {"vs_best_baseline": _ratio(ours, self.best_baseline()[1])}
         for name, key in ((ORACLE_NAME, "vs_oracle"), (SHUFFLED_NAME, "vs_shuffled_order")):
             if name in self.seen_excluded:
-                out[key] = ours / self.seen_excluded[name]["ndcg@10"]
+                out[key] = _ratio(ours, self.seen_excluded[name]["ndcg@10"])
         return out
 
     def as_json(self) -> dict[str, object]:
@@ -63,6 +63,11 @@ class ComparisonResult:
             "best_baseline": self.best_baseline()[0],
             **self.ratios(),
         }
+
+
+def _ratio(ours: float, theirs: float) -> float:
+    """ours / theirs, NaN (not a crash) when the other model scored nothing at all."""
+    return ours / theirs if theirs > 0 else float("nan")
 
 
 def shuffled_within_users(data: SequenceData, seed: int = 0) -> SequenceData:
@@ -77,6 +82,7 @@ def shuffled_within_users(data: SequenceData, seed: int = 0) -> SequenceData:
         channel_vocab=data.channel_vocab,
         offsets=data.offsets,
         has_actions=data.has_actions,
+        touch=None if data.touch is None else data.touch[order],
         **arrays,
     )
 

@@ -1,10 +1,12 @@
 """Users' interaction sequences as flat token arrays, and the splits every sequence model is judged on.
 
-A *step* is one (session, item) pair with the deepest action the user reached on it (view <
-favourite < add to cart < purchase), so a view followed by a purchase of the same item is one
-step, not two: the next-item target is then a genuinely new choice, never an echo of the last
-event. Steps are stored flat (CSR over users) with integer tokens, 0 being padding everywhere,
-so a million steps cost a few MB and batching is slicing.
+A *step* is a user's first event on an item in a session (a *touch*, with that event's action: view <
+favourite < add to cart < purchase) or, when the item later went deeper in the session, the moment it
+did (a *deepening*: the purchase after the view). Every step says only what was known at its time, so
+the history before any step is exactly what the log held then, and no step echoes a purchase made after
+a later step. Next-item targets are touches only: a genuinely new choice, never the echo of a deepening.
+Steps are stored flat (CSR over users) with integer tokens, 0 being padding everywhere, so a million
+steps cost a few MB and batching is slicing.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class SequenceData:
     time: np.ndarray  # (steps,) int64 seconds since the epoch
     purchase_follows: np.ndarray  # (steps,) bool: a later step of the same session is a purchase (intent label)
     has_actions: bool = True  # False for logs that carry items only (the `user item` text format)
+    touch: np.ndarray | None = None  # (steps,) bool: a first event on the item in its session; None = all are
+
+    @property
+    def is_touch(self) -> np.ndarray:
+        """(steps,) bool: which steps may be next-item targets (touches, not deepenings)."""
+        return np.ones(self.n_steps, dtype=bool) if self.touch is None else self.touch
 
     @property
     def n_users(self) -> int:
@@ -77,6 +85,7 @@ class SequenceData:
             time=self.time[mask],
             purchase_follows=self.purchase_follows[mask],
             has_actions=self.has_actions,
+            touch=None if self.touch is None else self.touch[mask],
         )
 
 
@@ -124,44 +133,61 @@ def _eval_set(data: SequenceData, users: np.ndarray, cut: np.ndarray) -> EvalSet
 
 
 def leave_last_out(data: SequenceData, min_steps: int = 3) -> Split:
-    """SASRec's protocol: each user's last step is the test target, the one before it validation, the rest training.
+    """SASRec's protocol: each user's last touch is the test target, the touch before it validation, the rest training.
 
-    Users with fewer than `min_steps` steps are training-only, as in the SASRec/BERT4Rec papers.
+    Users with fewer than `min_steps` touches are training-only, as in the SASRec/BERT4Rec papers. A test
+    history holds every step before its target, deepenings included; training stops before the validation target.
     """
-    lengths = data.lengths
-    evaluated = np.flatnonzero(lengths >= min_steps)
+    touches, last, second = last_touches(data)
+    evaluated = np.flatnonzero(touches >= min_steps)
     if evaluated.size == 0:
         raise SequenceDataError(f"no user has {min_steps} or more steps, so nothing can be held out for evaluation")
-    keep = lengths.copy()
-    keep[evaluated] -= 2
+    keep = data.lengths.copy()
+    keep[evaluated] = second[evaluated]
     return Split(
         data=data,
         train=data.take_prefixes(keep),
-        valid=_eval_set(data, evaluated, lengths[evaluated] - 2),
-        test=_eval_set(data, evaluated, lengths[evaluated] - 1),
+        valid=_eval_set(data, evaluated, second[evaluated]),
+        test=_eval_set(data, evaluated, last[evaluated]),
         kind="leave-last-out",
     )
 
 
-def split_by_time(data: SequenceData, cutoff: pd.Timestamp) -> Split:
-    """Train on steps before `cutoff`; test on each returning user's first step at or after it.
+def last_touches(data: SequenceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per user: number of touches, and the positions (within the user) of the last and second-to-last (-1: none)."""
+    owner = np.repeat(np.arange(data.n_users), data.lengths)
+    flat = np.flatnonzero(data.is_touch)
+    touches = np.bincount(owner[flat], minlength=data.n_users)
+    ends = np.cumsum(touches)
+    relative = flat - data.offsets[owner[flat]]
+    last = np.where(touches >= 1, relative[np.maximum(ends - 1, 0)] if flat.size else -1, -1)
+    second = np.where(touches >= 2, relative[np.maximum(ends - 2, 0)] if flat.size else -1, -1)
+    return touches, last.astype(np.int64), second.astype(np.int64)
 
-    Validation is leave-last-out inside the training window, so early stopping never sees the test period.
+
+def split_by_time(data: SequenceData, cutoff: pd.Timestamp) -> Split:
+    """Train on steps before `cutoff`; test on each returning user's first touch at or after it.
+
+    The test history is every step before that touch (the user's live history at the time). Validation is
+    leave-last-out inside the training window, so early stopping never sees the test period.
     """
     cut_s = int(pd.Timestamp(cutoff).timestamp())
     before = np.add.reduceat(np.append(data.time < cut_s, False), data.offsets[:-1])[: data.n_users]
     before = np.where(data.lengths > 0, before, 0)
-    returning = np.flatnonzero((before > 0) & (before < data.lengths))
+    owner = np.repeat(np.arange(data.n_users), data.lengths)
+    after = np.flatnonzero(data.is_touch & (data.time >= cut_s))
+    first_after = np.full(data.n_users, -1, dtype=np.int64)
+    users_after, first = np.unique(owner[after], return_index=True)
+    first_after[users_after] = after[first] - data.offsets[users_after]
+    returning = np.flatnonzero((before > 0) & (first_after >= 0))
     if returning.size == 0:
         raise SequenceDataError(f"no user has steps both before and after {cutoff}")
-    train = data.take_prefixes(before)
-    inner = leave_last_out(train, min_steps=3)
-    valid_train = inner.train
+    inner = leave_last_out(data.take_prefixes(before), min_steps=3)
     return Split(
         data=data,
-        train=valid_train,
+        train=inner.train,
         valid=inner.valid,
-        test=_eval_set(data, returning, before[returning]),
+        test=_eval_set(data, returning, first_after[returning]),
         kind="time",
     )
 
@@ -169,7 +195,8 @@ def split_by_time(data: SequenceData, cutoff: pd.Timestamp) -> Split:
 def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
     """Tokenise a step table (STEP_COLUMNS; `action` one of ACTIONS) into sequences in time order.
 
-    Ties in time keep the frame's order, so a converter decides the order of same-second steps.
+    Ties in time keep the frame's order, so a converter decides the order of same-second steps. An optional
+    bool `touch` column marks the steps that may be next-item targets (absent: every step may).
     """
     missing = [c for c in STEP_COLUMNS if c not in frame.columns]
     if missing:
@@ -183,7 +210,7 @@ def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
     if blank:
         raise SequenceDataError(f"step table has missing values in {', '.join(blank)}")
     frame = frame.reset_index(drop=True)
-    time = _epoch_seconds(frame["time"])
+    time = epoch_seconds(frame["time"])
     # Integer codes sort far faster than object ids; codes from a sorted factorize keep the users' id order.
     user_codes, user_ids = _sorted_codes(frame["user_id"])
     order = np.lexsort((np.arange(len(frame)), time, user_codes))
@@ -211,6 +238,7 @@ def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
         time=time,
         purchase_follows=_purchase_follows(user_codes, frame["session_id"], action),
         has_actions=has_actions,
+        touch=frame["touch"].to_numpy(dtype=bool) if "touch" in frame.columns else None,
     )
 
 
@@ -223,7 +251,7 @@ def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return pd.factorize(values, sort=True)
 
 
-def _epoch_seconds(time: pd.Series) -> np.ndarray:
+def epoch_seconds(time: pd.Series) -> np.ndarray:
     """Step times as int64 seconds: converters may hand over epoch seconds or timestamps (zone-aware or not)."""
     if pd.api.types.is_datetime64_any_dtype(time):
         if time.isna().any():

@@ -167,5 +167,6 @@ class SASRecRecommender:
             time=data.time[known],
             purchase_follows=data.purchase_follows[known],
             has_actions=data.has_actions,
+            touch=None if data.touch is None else data.touch[known],
         )
         return retokenised, cut, (None if same_items else columns)

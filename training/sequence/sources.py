@@ -1,4 +1,4 @@
-"""Our event log and public logs turned into sequences: one step per (session, item) at its deepest action.
+"""Our event log and public logs as sequences: each item's first event in a session, and its deepening.
 
 Each converter reduces raw events to a step table (STEP_COLUMNS) and hands it to `from_steps`, so every
 source means the same thing by a step, a session and an action. File parsing reuses the importers' rules
@@ -27,7 +27,7 @@ from siyu.data.importing.taobao import _MAX_UNIX_SECONDS, TAOBAO_COLUMNS, TAOBAO
 from siyu.data.importing.validation import Rows
 from siyu.data.store import read_table
 from siyu.settings import Settings
-from training.sequence.data import ACTIONS, SequenceData, SequenceDataError, from_steps
+from training.sequence.data import ACTIONS, SequenceData, SequenceDataError, epoch_seconds, from_steps
 
 # Depth of each event type on the decision path (ACTIONS token); a coupon claim is as deep as a cart add.
 # Refunds, searches and store visits say nothing about which item comes next, so they make no step.
@@ -56,15 +56,23 @@ def from_events(settings: Settings) -> SequenceData:
     events = events[events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()]
     if events.empty:
         raise SequenceDataError(f"the events under {settings.events_dir} hold no item views, carts or purchases")
-    return from_steps(
-        deepest_steps(
-            user=_unified_users(events, identity),
-            item=events["item_id"].to_numpy(),
-            session=events["session_id"].to_numpy(),
-            time=_epoch_seconds(events["event_time"]),
-            depth=events["event_type"].map(EVENT_DEPTH).to_numpy(dtype=np.int8),
-            channel=events["channel"].to_numpy(),
-        )
+    return from_steps(event_steps(events, _unified_users(events, identity)))
+
+
+def event_steps(events: pd.DataFrame, users: np.ndarray | pd.Series) -> pd.DataFrame:
+    """The step table of event rows (event types outside EVENT_DEPTH and item-less rows are dropped).
+
+    `users` names each row's sequence: the unified user id, or any other key (one per impression, say).
+    """
+    keep = (events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()).to_numpy()
+    events = events[keep]
+    return path_steps(
+        user=np.asarray(users)[keep],
+        item=events["item_id"].to_numpy(),
+        session=events["session_id"].to_numpy(),
+        time=epoch_seconds(events["event_time"]),
+        depth=events["event_type"].map(EVENT_DEPTH).to_numpy(dtype=np.int8),
+        channel=events["channel"].to_numpy(),
     )
 
 
@@ -96,7 +104,7 @@ def from_taobao(path: Path | str) -> SequenceData:
         log = _taobao_validated(path)
     user, item, depth, seconds = log
     session = sessions_by_gap(user, seconds, TAOBAO_SESSION_GAP_SECONDS)
-    return from_steps(deepest_steps(user, item, session, seconds, depth, channel="app"))
+    return from_steps(path_steps(user, item, session, seconds, depth, channel="app"))
 
 
 def from_online_retail(path: Path | str) -> SequenceData:
@@ -110,11 +118,11 @@ def from_online_retail(path: Path | str) -> SequenceData:
     if bought.empty:
         raise SequenceDataError(f"{path.name} holds no purchases by identified customers (CustomerID)")
     return from_steps(
-        deepest_steps(
+        path_steps(
             user=bought["user_key"].to_numpy(),
             item=bought["item_id"].to_numpy(),
             session=bought["session_id"].to_numpy(),
-            time=_epoch_seconds(bought["event_time"]),
+            time=epoch_seconds(bought["event_time"]),
             depth=np.full(len(bought), EVENT_DEPTH["purchase"], dtype=np.int8),
             channel="web",
         )
@@ -173,7 +181,7 @@ def sessions_by_gap(user: np.ndarray, seconds: np.ndarray, gap: int) -> np.ndarr
     return session
 
 
-def deepest_steps(
+def path_steps(
     user: np.ndarray,
     item: np.ndarray,
     session: np.ndarray,
@@ -181,37 +189,49 @@ def deepest_steps(
     depth: np.ndarray,
     channel: np.ndarray | str,
 ) -> pd.DataFrame:
-    """A step table: one row per (session, user, item) at its deepest action (1..4 = ACTIONS).
+    """A step table (STEP_COLUMNS + `touch`): each item's first event in a session, and each deepening.
 
-    A step's time is its first event's; its channel is its session's (the session's first event's),
-    so a session that crosses channels is still one context. Rows come out in order of first event.
+    Per (session, user, item): a *touch* step at its first event with that event's action, then a *deepening*
+    step at each later event that takes the item deeper than before (view, then cart, then purchase; 1..4 =
+    ACTIONS). Every step says only what was known at its time, so a prefix of the log at any moment is a
+    prefix of the steps: no step tells of a purchase made after a later step (nor, by its absence, that a
+    cart add never became one), and what serving reads from a live log is what training read. Next-item
+    targets are touch steps (an item the user turns to next); deepenings are history and intent labels.
+    A step's channel is its session's (the session's first event's), so a session that crosses channels is
+    still one context. Rows come out in time order.
     """
     order = np.argsort(time, kind="stable")
     factorized = [pd.factorize(values, sort=True) for values in (session, user, item)]
     codes = [values_codes.astype(np.int64)[order] for values_codes, _ in factorized]
     session_user = pd.factorize(codes[0] * (codes[1].max() + 1) + codes[1])[0].astype(np.int64)
-    step = pd.factorize(session_user * (codes[2].max() + 1) + codes[2])[0]  # numbered by first event
-    first = _first_occurrences(step)
-    deepest = pd.Series(depth[order]).groupby(step, sort=True).max().to_numpy()
+    group = pd.factorize(session_user * (codes[2].max() + 1) + codes[2])[0]  # numbered by first event
+    first = _first_occurrences(group)
+    sorted_depth = depth[order]
+    # Every event that takes its item deeper than before in the session is a step: view, then cart, then buy.
+    deepest_so_far = pd.Series(sorted_depth).groupby(group).cummax()
+    before = deepest_so_far.groupby(group).shift(fill_value=0).to_numpy()
+    rows = np.flatnonzero(sorted_depth > before)  # positions in time order; each group's first event included
+    row_group = group[rows]
     if isinstance(channel, str):
         step_channel: pd.Categorical | str = channel
     else:
         channel_codes, channel_names = pd.factorize(channel, sort=True)
         session_channel = channel_codes[order][_first_occurrences(session_user)]
-        step_channel = pd.Categorical.from_codes(session_channel[session_user[first]], categories=channel_names)
+        step_channel = pd.Categorical.from_codes(session_channel[session_user[rows]], categories=channel_names)
     # Categoricals carry the factorised ids along, so `from_steps` does not hash millions of strings again.
     session_ids, user_ids, item_ids = (
-        pd.Categorical.from_codes(code[first], categories=names)
+        pd.Categorical.from_codes(code[rows], categories=names)
         for code, (_, names) in zip(codes, factorized, strict=True)
     )
     return pd.DataFrame(
         {
             "user_id": user_ids,
             "item_id": item_ids,
-            "time": time[order][first],
-            "action": pd.Categorical.from_codes(deepest - 1, categories=list(ACTIONS)),
+            "time": time[order][rows],
+            "action": pd.Categorical.from_codes(sorted_depth[rows] - 1, categories=list(ACTIONS)),
             "channel": step_channel,
             "session_id": session_ids,
+            "touch": first[row_group] == rows,
         }
     )
 
@@ -228,10 +248,6 @@ def _existing(path: Path | str) -> Path:
     if not path.is_file():
         raise SequenceDataError(f"{path} does not exist or is not a file")
     return path
-
-
-def _epoch_seconds(times: pd.Series) -> np.ndarray:
-    return ((times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
 
 
 def _validated(
@@ -299,7 +315,7 @@ def _taobao_validated(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         pd.to_numeric(events["user_key"]).to_numpy(dtype=np.int64),
         pd.to_numeric(events["item_id"]).to_numpy(dtype=np.int64),
         events["event_type"].map(EVENT_DEPTH).to_numpy(dtype=np.int8),
-        _epoch_seconds(events["event_time"]),
+        epoch_seconds(events["event_time"]),
     )
 
 

@@ -142,7 +142,9 @@ def _train_epoch(
     loss_sum, positions, sequences = 0.0, 0, 0
     for batch in windows.batches(config.batch_size, rng):
         hidden = model.encode(batch.item, batch.action, batch.channel, batch.gap)[batch.real]
-        loss = next_item_loss(hidden, model.item.weight, batch.target[batch.real])
+        target = batch.target[batch.real]
+        scored = target > 0  # positions whose next step is a deepening train the intent head only
+        loss = next_item_loss(hidden[scored], model.item.weight, target[scored]) if scored.any() else hidden.sum() * 0
         if use_intent:
             loss = loss + config.intent_weight * intent_loss(model.intent_logit(hidden), batch.intent[batch.real])
         optimiser.zero_grad(set_to_none=True)

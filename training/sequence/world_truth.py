@@ -2,7 +2,7 @@
 
 The truth is keyed by the world's true user ids; sequences from `from_events` by the unified ids
 identity resolution gives. This bridges the two through the identifiers both know, and keeps a
-user's oracle row only when the truth's evaluation step is the user's last step in the sequences
+user's oracle row only when the truth's evaluation step is the user's last touch in the sequences
 (same item): an oracle scored on a different step than the models would not be a ceiling.
 """
 
@@ -15,7 +15,7 @@ from siyu.data import schema
 from siyu.data.store import read_table
 from siyu.settings import Settings
 from siyu.world.next_item import oracle_next_item_scores
-from training.sequence.data import SequenceData
+from training.sequence.data import SequenceData, last_touches
 from training.sequence.evaluation import OracleSource
 
 
@@ -25,7 +25,8 @@ def oracle_for(settings: Settings, data: SequenceData) -> OracleSource | None:
         return None
     truth = pd.read_parquet(settings.truth_next_item_path, columns=["user_id", "item_id"])
     true_of = _true_user_ids(settings)
-    last_item = data.item_vocab[data.item[data.offsets[1:] - 1] - 1]
+    _, last, _ = last_touches(data)  # the test target: the user's last touch
+    last_item = np.where(last >= 0, data.item_vocab[data.item[data.offsets[:-1] + np.maximum(last, 0)] - 1], None)
     frame = pd.DataFrame({"unified": data.user_ids, "true": true_of.reindex(data.user_ids).to_numpy()})
     frame["truth_item"] = frame["true"].map(truth.set_index("user_id")["item_id"])
     aligned = frame["truth_item"].to_numpy() == last_item
