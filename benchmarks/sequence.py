@@ -12,13 +12,17 @@ from pathlib import Path
 from siyu.settings import settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
+from training.sequence.artifacts import compare_artifacts, request_tokens
 from training.sequence.comparison import REPORTED, compare
-from training.sequence.data import SequenceData, leave_last_out
+from training.sequence.data import SequenceData, Split, leave_last_out
+from training.sequence.recommender import SASRecRecommender
+from training.sequence.retrieval import candidate_recall
 from training.sequence.sources import from_online_retail, from_taobao, own_events, read_dataset
 from training.sequence.world_truth import oracle_for
 
 FULL_BUDGET_MINUTES = 20.0
 QUICK_BUDGET_MINUTES = 1.0
+ARTIFACT_REQUESTS = 500  # test users timed one request at a time per inference artifact
 
 
 def world_for(quick: bool) -> WorldConfig:
@@ -69,8 +73,26 @@ def run(quick: bool, root: Path, shared: Path, extra: list[Path], announce=print
         figures |= {f"{name}_{k}": round(v, 4) for k, v in result.intent.items()}
         model_row = result.seen_excluded["sasrec"]
         figures[f"{name}_peak_rss_mb"] = round(model_row.get("peak_rss_mb", float("nan")))
+        if result.model is not None:
+            figures |= _serving_figures(name, split, result.model)
         notes.append(
             f"{name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_steps:,} steps,"
             f" {len(split.test):,} test users" + "".join(f"; {m} skipped: {why}" for m, why in result.skipped.items())
         )
     return figures, notes
+
+
+def _serving_figures(name: str, split: Split, model: SASRecRecommender) -> dict[str, object]:
+    """Per inference artifact: ms per top-100 request on one thread; and /recommend's candidate recall."""
+    users, cut = split.test.users[:ARTIFACT_REQUESTS], split.test.cut[:ARTIFACT_REQUESTS]
+    network = model.model
+    artifacts = compare_artifacts(network, request_tokens(network, split.data, users, cut), k=100)
+    recall = candidate_recall(split, model)
+    return {
+        f"{name}_inference_top100": {k: {m: _round(v) for m, v in row.items()} for k, row in artifacts.items()},
+        f"{name}_candidate_recall": {k: _round(v) for k, v in recall.items()},
+    }
+
+
+def _round(value: object) -> object:
+    return round(value, 4) if isinstance(value, float) else value

@@ -15,13 +15,11 @@ import numpy as np
 import pandas as pd
 
 from siyu.settings import Settings
-from training.sequence.baselines import TIE_BREAK, ItemKNN
+from training.sequence.baselines import TIE_BREAK
 from training.sequence.data import SequenceData
 from training.sequence.recommender import SASRecRecommender
+from training.sequence.retrieval import co_occurrence
 from training.sequence.sources import from_events
-
-# Co-occurrence settings: the usual winners of the item-kNN grid on our worlds and the public samples.
-CO_OCCURRENCE = {"neighbours": 50, "decay": 0.7}
 
 
 @dataclass
@@ -41,8 +39,7 @@ class DecisionPaths:
         self.data = data
         self.users = pd.Index(data.user_ids)
         self.item_ids = np.asarray([str(v) for v in data.item_vocab], dtype=object)
-        self.co_occurrence = ItemKNN(history_steps=20)
-        self.co_occurrence.fit_all(data, **CO_OCCURRENCE)
+        self.co_occurrence = co_occurrence(data)
         self.model = model
         if model is not None:
             everyone = np.arange(data.n_users)
