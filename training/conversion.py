@@ -53,18 +53,23 @@ def monotone_constraints(features: tuple[str, ...]) -> list[int]:
     return [-1 if f in PRICE_FEATURES else 0 for f in features]
 
 
-def fit(train: pd.DataFrame, params: dict | None = None, seed: int = 0) -> lgb.Booster:
-    """Fit on `train`, holding out its last 10% in time for early stopping (never the evaluation rows)."""
+def fit(
+    train: pd.DataFrame, params: dict | None = None, seed: int = 0, features: tuple[str, ...] = MODEL_FEATURES
+) -> lgb.Booster:
+    """Fit on `train`, holding out its last 10% in time for early stopping (never the evaluation rows).
+
+    `features` defaults to what serving computes; experiments pass a longer list to measure a candidate feature.
+    """
     split = int(len(train) * 0.9)
     fit_rows, stop_rows = train.iloc[:split], train.iloc[split:]
     full = {
         **DEFAULT_PARAMS,
         **(params or {}),
         "seed": seed,
-        "monotone_constraints": monotone_constraints(MODEL_FEATURES),
+        "monotone_constraints": monotone_constraints(features),
     }
-    fit_set = lgb.Dataset(fit_rows[list(MODEL_FEATURES)], fit_rows["label"], free_raw_data=False)
-    stop_set = lgb.Dataset(stop_rows[list(MODEL_FEATURES)], stop_rows["label"], reference=fit_set)
+    fit_set = lgb.Dataset(fit_rows[list(features)], fit_rows["label"], free_raw_data=False)
+    stop_set = lgb.Dataset(stop_rows[list(features)], stop_rows["label"], reference=fit_set)
     return lgb.train(
         full,
         fit_set,
@@ -74,9 +79,14 @@ def fit(train: pd.DataFrame, params: dict | None = None, seed: int = 0) -> lgb.B
     )
 
 
-def evaluate(booster: lgb.Booster, holdout: pd.DataFrame, truth: pd.DataFrame | None) -> dict[str, float]:
+def evaluate(
+    booster: lgb.Booster,
+    holdout: pd.DataFrame,
+    truth: pd.DataFrame | None,
+    features: tuple[str, ...] = MODEL_FEATURES,
+) -> dict[str, float]:
     """Holdout metrics, plus the same metrics of the true probabilities when the world's truth is known."""
-    probs = booster.predict(holdout[list(MODEL_FEATURES)])
+    probs = booster.predict(holdout[list(features)])
     labels = holdout["label"].to_numpy()
     metrics = {
         "auc": auc(labels, probs),

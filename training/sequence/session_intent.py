@@ -1,0 +1,92 @@
+"""The decision-path model's purchase intent as a point-in-time feature of an impression.
+
+An impression is user u viewing an item at time t in session s. The feature is the model's P(a purchase
+follows in this session), read from what was knowable just before t: u's steps from sessions that began
+before s (each at its deepest action; a user's sessions do not overlap, so all of it was in the past) and
+s's own steps so far, each at the deepest action reached before t. Nothing at or after t is read, so the
+feature can sit in a training row beside its label, and serving can compute the same thing at request time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.sequence.data import epoch_seconds, from_steps
+from training.sequence.recommender import SASRecRecommender
+from training.sequence.sources import EVENT_DEPTH, event_steps
+
+PRIOR_STEPS = 50  # steps from earlier sessions read per impression: the recent past carries the intent
+CHUNK = 50_000  # impressions per pass, which bounds the step table held at once
+_TIME_SHIFT = 2**34  # user code * this + epoch seconds orders steps by (user, time) in one int64
+
+
+def session_intent(
+    recommender: SASRecRecommender,
+    events: pd.DataFrame,
+    impressions: pd.DataFrame,
+    prior_steps: int = PRIOR_STEPS,
+) -> np.ndarray:
+    """(len(impressions),) purchase intent just before each impression; the training base rate without history.
+
+    `events` is the event log with a `user_id` column (unified ids); `impressions` has user_id, session_id
+    and event_timestamp.
+    """
+    steps = event_steps(events, events["user_id"])
+    codes, names = pd.factorize(steps["user_id"])
+    order = np.lexsort((steps["time"].to_numpy(), codes))
+    steps = steps.iloc[order].reset_index(drop=True)
+    step_key = codes[order].astype(np.int64) * _TIME_SHIFT + steps["time"].to_numpy(dtype=np.int64)
+    users = pd.Index(names)
+    in_session = _in_session_events(events)
+    starts = in_session.groupby("session_id")["seconds"].min()
+    out = np.full(len(impressions), recommender.intent_base_rate, dtype=np.float32)
+    for lo in range(0, len(impressions), CHUNK):
+        chunk = impressions.iloc[lo : lo + CHUNK]
+        key = np.arange(lo, lo + len(chunk))
+        seconds = epoch_seconds(chunk["event_timestamp"])
+        start = starts.reindex(chunk["session_id"]).to_numpy(dtype=np.float64)
+        start = np.where(np.isnan(start), seconds, start).astype(np.int64)
+        prior = _prior_steps(steps, step_key, users.get_indexer(chunk["user_id"]), start, key, prior_steps)
+        so_far = _session_so_far(in_session, chunk["session_id"].to_numpy(), seconds, key)
+        table = pd.concat([prior, so_far], ignore_index=True)
+        if table.empty:
+            continue
+        for column in ("item_id", "session_id", "channel"):
+            table[column] = table[column].astype(str)
+        table = table.astype({"user_id": np.int64, "time": np.int64})
+        data = from_steps(table)
+        out[data.user_ids.astype(np.int64)] = recommender.intent(data, np.arange(data.n_users), data.lengths)
+    return out
+
+
+def _in_session_events(events: pd.DataFrame) -> pd.DataFrame:
+    kept = events[events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()]
+    columns = ["session_id", "item_id", "event_time", "event_type", "channel"]
+    return kept[columns].assign(seconds=epoch_seconds(kept["event_time"]))
+
+
+def _prior_steps(
+    steps: pd.DataFrame, step_key: np.ndarray, user: np.ndarray, start: np.ndarray, key: np.ndarray, limit: int
+) -> pd.DataFrame:
+    """Each impression's user's last `limit` steps that began before its session did, keyed by impression."""
+    known = user >= 0
+    base = np.where(known, user, 0).astype(np.int64) * _TIME_SHIFT
+    end = np.searchsorted(step_key, base + start, side="left")
+    first = np.searchsorted(step_key, base, side="left")
+    begin = np.maximum(first, end - limit)
+    counts = np.where(known, end - begin, 0)
+    index = np.repeat(begin, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return steps.iloc[index].assign(user_id=np.repeat(key, counts))
+
+
+def _session_so_far(
+    in_session: pd.DataFrame, session: np.ndarray, seconds: np.ndarray, key: np.ndarray
+) -> pd.DataFrame:
+    """The steps of each impression's session from events strictly before it, keyed by impression."""
+    asked = pd.DataFrame({"session_id": session, "_key": key, "_before": seconds})
+    pairs = asked.merge(in_session, on="session_id")
+    pairs = pairs[pairs["seconds"] < pairs["_before"]]
+    if pairs.empty:
+        return pd.DataFrame(columns=["user_id", "item_id", "time", "action", "channel", "session_id"])
+    return event_steps(pairs, pairs["_key"].to_numpy())
