@@ -35,6 +35,9 @@ def main(
         if areas & {"conversion", "serving"}:
             with console.status("conversion: generate, features, train"):
                 settings, figures, notes = models.prepare(quick, Path(tmp))
+            with console.status("conversion: with and without the decision-path features"):
+                extra, extra_notes = models.path_feature_figures(settings, quick)
+            figures, notes = figures | extra, notes + extra_notes
             console.print(f"wrote {write_report('conversion', figures, notes)}")
         if "serving" in areas:
             with console.status("serving: /recommend latency"):

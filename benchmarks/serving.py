@@ -11,7 +11,7 @@ import pandas as pd
 
 from features import repo
 from serving.launcher import running_server
-from serving.ranker import Ranker
+from serving.ranker import MAX_CANDIDATES, PATH_CANDIDATES, Ranker
 from siyu.metrics import percentile_ms
 from siyu.settings import Settings
 
@@ -32,7 +32,7 @@ def _timed(call, *args) -> float:
 def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]]:
     requests = 300 if quick else 1000
     users = _users(settings, requests)
-    reads, floor, latencies, errors = [], [], [], 0
+    reads, floor, paths, latencies, errors = [], [], [], [], 0
     ranker = Ranker(settings)  # the in-process floor: one Feast online read, then the same ranking
     try:
         with (
@@ -50,6 +50,7 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
                 errors += response.status_code != 200
                 reads.append(_timed(ranker.user_row, user))
                 floor.append(_timed(ranker.recommend, user, 10))
+                paths.append(_timed(ranker.suggest, user))
     finally:
         ranker.close()
     figures = {
@@ -59,6 +60,8 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
         "floor_p99_ms": percentile_ms(floor, 99),
         "feast_online_read_p50_ms": percentile_ms(reads, 50),
         "feast_online_read_p99_ms": percentile_ms(reads, 99),
+        "path_retrieval_p50_ms": percentile_ms(paths, 50),
+        "path_retrieval_p99_ms": percentile_ms(paths, 99),
         "recommend_p50_vs_floor": percentile_ms(latencies, 50) / percentile_ms(floor, 50),
         "requests": requests,
         "errors": errors,
@@ -68,6 +71,9 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
         "floor = the same ranking in-process (Feast online reads of the user row and the user x candidate-category"
         " rows, then LightGBM over the candidates), same users, interleaved with the HTTP calls",
         "feast_online_read = the user-row read alone",
-        f"online store: {settings.online_store}; candidates per request: up to 500 in-stock items",
+        f"online store: {settings.online_store}; candidates per request: the decision-path model's top"
+        f" {PATH_CANDIDATES} and co-occurrence's top {PATH_CANDIDATES} for the user's recent steps, then the"
+        f" {MAX_CANDIDATES} most popular in-stock items (LightGBM scores the union)",
+        "path_retrieval = the model and co-occurrence reads of the user's path alone (part of the floor)",
     ]
     return figures, notes

@@ -65,8 +65,9 @@ class DecisionPaths:
         )
         if self.model is not None:
             cut = self.model_cut[users]
-            suggestions.next_items = _best(self.model.score(self.model_data, users, cut)[0], self.model_item_ids, n)
-            suggestions.intent = float(self.model.intent(self.model_data, users, cut)[0])
+            scores, intent = self.model.read(self.model_data, users, cut)
+            suggestions.next_items = _best(scores[0], self.model_item_ids, n)
+            suggestions.intent = float(intent[0])
         return suggestions
 
 

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="(str) address `siyu serve` binds")
     port: int = Field(3000, ge=1, le=65535, description="(int) port `siyu serve` binds")
     item_refresh_seconds: float = Field(
-        60.0, gt=0, description="(float) how often serving reloads the in-process item table"
+        60.0, gt=0, description="(float) how often serving reloads the in-process item table and users' paths"
     )
 
     @field_validator("online_store")

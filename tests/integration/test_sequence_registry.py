@@ -153,3 +153,19 @@ def test_a_pruned_trial_stops_training_and_its_run_is_marked_killed(
     runs = client(settings).search_runs([client(settings).get_experiment_by_name(EXPERIMENT).experiment_id])
     status = {r.data.tags.get("optuna_trial", "parent"): r.info.status for r in runs}
     assert status == {"parent": "FINISHED", "0": "FINISHED", "1": "KILLED"}
+
+
+def test_bootstrap_trains_a_first_champion_once_and_skips_bad_data(tmp_path: Path, capsys) -> None:
+    from training.sequence.cli import bootstrap_sequence
+
+    empty = make_settings(tmp_path / "empty")
+    bootstrap_sequence(empty, budget_seconds=2)  # no events: reported, not raised (serving works without)
+    assert alias_version(empty, empty.sequence_model_name, CHAMPION) is None
+    settings = make_settings(tmp_path / "world")
+    generate_world(WorldConfig(users=200, items=30, days=7), settings, progress=False)
+    bootstrap_sequence(settings, budget_seconds=2)
+    first = alias_version(settings, settings.sequence_model_name, CHAMPION)
+    bootstrap_sequence(settings, budget_seconds=2)
+    assert first is not None and alias_version(settings, settings.sequence_model_name, CHAMPION) == first
+    output = " ".join(capsys.readouterr().err.split())
+    assert "no decision-path model trained" in output and "already registered" in output

@@ -11,9 +11,11 @@ import scipy.sparse as sp
 import torch
 
 from siyu.metrics import auc, ranking_metrics, target_ranks
+from training.sequence.artifacts import compare_artifacts, request_tokens
 from training.sequence.data import ACTIONS, GAP_TOKENS, Split, from_steps, leave_last_out
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
 from training.sequence.recommender import SASRecRecommender
+from training.sequence.retrieval import candidate_recall
 from training.sequence.train import train
 
 N_ITEMS = 30
@@ -196,3 +198,29 @@ def test_auto_loss_is_full_softmax_until_the_catalogue_is_large() -> None:
     small = NextItemLoss(SequenceModelConfig(), torch.ones(SOFTMAX_MAX_ITEMS + 1))
     large = NextItemLoss(SequenceModelConfig(), torch.ones(SOFTMAX_MAX_ITEMS + 2))
     assert (small.kind, large.kind) == ("softmax", "sampled")
+
+
+def test_every_inference_artifact_answers_like_the_eager_model(split: Split, fitted: SASRecRecommender) -> None:
+    users, cut = split.test.users[:8], split.test.cut[:8]
+    network = fitted.model
+    artifacts = compare_artifacts(network, request_tokens(network, split.data, users, cut), k=5, warmup=2)
+    assert set(artifacts) == {"state_dict", "torchscript", "torch_export"}
+    for name, row in artifacts.items():
+        assert "error" not in row, (name, row)
+        assert row["same_top_k"] == 1.0 and row["ms_per_request"] > 0 and row["load_ms"] > 0
+
+
+def test_read_gives_the_scores_and_intent_of_separate_calls(split: Split, fitted: SASRecRecommender) -> None:
+    users, cut = split.test.users[:6], split.test.cut[:6]
+    scores, intent = fitted.read(split.data, users, cut)
+    np.testing.assert_array_equal(scores, fitted.score(split.data, users, cut))
+    np.testing.assert_allclose(intent, fitted.intent(split.data, users, cut), rtol=1e-6)
+
+
+def test_candidate_recall_of_the_union_covers_each_source(split: Split, fitted: SASRecRecommender) -> None:
+    recall = candidate_recall(split, fitted, path_candidates=3, popular_candidates=2)
+    sources = ("recall_popular", "recall_decision_path", "recall_co_occurrence")
+    assert all(0 <= recall[k] <= recall["recall_union"] <= 1 for k in sources)
+    assert recall["recall_decision_path"] > recall["recall_popular"]  # the cycles are learnt, popularity is flat
+    everything = candidate_recall(split, fitted, path_candidates=3, popular_candidates=split.data.n_items)
+    assert everything["recall_popular"] == everything["recall_union"] == 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -104,14 +105,17 @@ def _eager(head: ServingHead, example: Tokens) -> tuple[Callable[[Tokens], Answe
 
 
 def _torchscript(head: ServingHead, example: Tokens) -> tuple[Callable[[Tokens], Answer], float]:
-    with torch.inference_mode(False), torch.no_grad():
-        traced = torch.jit.freeze(torch.jit.trace(head, example, check_trace=False))
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
-    started = time.perf_counter()
-    buffer.seek(0)
-    loaded = torch.jit.load(buffer)
-    return (lambda r: loaded(*r)), _ms_since(started)
+    # TorchScript is deprecated upstream (every call warns); it is measured, not recommended.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning))
+        with torch.inference_mode(False), torch.no_grad():
+            traced = torch.jit.freeze(torch.jit.trace(head, example, check_trace=False))
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+        started = time.perf_counter()
+        buffer.seek(0)
+        loaded = torch.jit.load(buffer)
+        return (lambda r: loaded(*r)), _ms_since(started)
 
 
 def _exported(head: ServingHead, example: Tokens) -> tuple[Callable[[Tokens], Answer], float]:

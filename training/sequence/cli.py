@@ -167,7 +167,7 @@ def train_sequence(
 BOOTSTRAP_BUDGET_SECONDS = 90.0
 
 
-def bootstrap_sequence(settings: Settings) -> None:
+def bootstrap_sequence(settings: Settings, budget_seconds: float = BOOTSTRAP_BUDGET_SECONDS) -> None:
     """Train and register a first decision-path model when none is registered (`siyu bootstrap`, `make serve`).
 
     Serving works without one (co-occurrence and popularity still propose candidates), so data that cannot
@@ -187,5 +187,5 @@ def bootstrap_sequence(settings: Settings) -> None:
     except SequenceDataError as exc:
         console.print(f"[yellow]no decision-path model trained:[/] {exc}")
         return
-    config = SequenceModelConfig(budget_seconds=BOOTSTRAP_BUDGET_SECONDS)
+    config = SequenceModelConfig(budget_seconds=budget_seconds)
     _print_registration(settings, train_and_register(settings, split, fingerprint, config, progress=True))

@@ -41,16 +41,19 @@ def last_hidden(
         model.train(was_training)
 
 
-def item_scores(
+def item_scores_and_intent(
     model: DecisionPathModel, data: SequenceData, users: np.ndarray, cut: np.ndarray, tokens: StepTokens | None = None
-) -> np.ndarray:
-    """(len(users), model items + 1) float32 next-item scores; column 0 (padding) is -inf."""
-    out = np.empty((len(users), model.n_items + 1), dtype=np.float32)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(len(users), model items + 1) float32 next-item scores (column 0, padding, is -inf) and each history's
+    purchase intent, from one pass of the model (the intent head costs next to nothing)."""
+    scores = np.empty((len(users), model.n_items + 1), dtype=np.float32)
+    intent = np.empty(len(users), dtype=np.float32)
     with torch.inference_mode():
         for rows, hidden in last_hidden(model, data, users, cut, tokens):
-            out[rows] = model.item_logits(hidden).numpy()
-    out[:, 0] = -np.inf
-    return out
+            scores[rows] = model.item_logits(hidden).numpy()
+            intent[rows] = torch.sigmoid(model.intent_logit(hidden)).numpy()
+    scores[:, 0] = -np.inf
+    return scores, intent
 
 
 def intent_probabilities(

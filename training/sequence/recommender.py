@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from training.sequence.data import SequenceData, Split
-from training.sequence.inference import intent_probabilities, item_scores
+from training.sequence.inference import intent_probabilities, item_scores_and_intent
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
 from training.sequence.train import TrainResult, train
 
@@ -63,21 +63,28 @@ class SASRecRecommender:
 
     def score(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
         """(len(users), data.n_items + 1) float32 next-item scores after each history; column 0 is -inf."""
+        return self.read(data, users, cut)[0]
+
+    def read(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`score` and `intent` from one pass of the model: what serving asks for on every request."""
         model = self._fitted()
         users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
         data, cut, columns = self.in_model_vocab(data, users, cut)
         scores = np.empty((users.size, model.n_items + 1), dtype=np.float32)
+        intent = np.full(users.size, self.intent_base_rate, dtype=np.float32)
         has_history = cut > 0
         scores[~has_history] = self.popularity
         if has_history.any():
-            scores[has_history] = item_scores(model, data, users[has_history], cut[has_history])
+            scores[has_history], read_intent = item_scores_and_intent(model, data, users[has_history], cut[has_history])
+            if self.intent_trained:
+                intent[has_history] = read_intent
         scores[:, 0] = -np.inf
         if columns is None:
-            return scores
+            return scores, intent
         out = np.full((users.size, columns.size), -np.inf, dtype=np.float32)
         known = columns > 0
         out[:, known] = scores[:, columns[known]]
-        return out
+        return out, intent
 
     def intent(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
         """(len(users),) probability that a purchase follows the newest history step within its session."""

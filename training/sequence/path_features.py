@@ -1,18 +1,21 @@
-"""The decision-path model's purchase intent as a point-in-time feature of an impression.
+"""The decision-path model's reading of an impression, as point-in-time features of it.
 
-An impression is user u viewing an item at time t in session s. The feature is the model's P(a purchase
-follows in this session), read from what was knowable just before t: u's steps from sessions that began
-before s (each at its deepest action; a user's sessions do not overlap, so all of it was in the past) and
-s's own steps so far, each at the deepest action reached before t. Nothing at or after t is read, so the
-feature can sit in a training row beside its label, and serving can compute the same thing at request time.
+An impression is user u viewing item i at time t in session s. Two features come from one pass of the
+model: `session_intent`, its P(a purchase follows in this session), and `path_affinity`, the log-probability
+it gave i as the user's next item. Both read only what was knowable just before t: u's steps from sessions
+that began before s (a user's sessions do not overlap, so all of them were in the past) and s's own steps
+from events before t. Steps are touches and deepenings, each known at its own time (see `path_steps`), so
+nothing at or after t is read: the features can sit in a training row beside its label, and serving
+computes the same thing at request time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
-from training.sequence.data import epoch_seconds, from_steps
+from training.sequence.data import SequenceData, epoch_seconds, from_steps
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.sources import EVENT_DEPTH, event_steps
 
@@ -21,16 +24,21 @@ CHUNK = 50_000  # impressions per pass, which bounds the step table held at once
 _TIME_SHIFT = 2**34  # user code * this + epoch seconds orders steps by (user, time) in one int64
 
 
-def session_intent(
+PATH_FEATURES = ("session_intent", "path_affinity")
+AFFINITY_BATCH = 1_024  # histories scored over the whole catalogue at once
+
+
+def path_features(
     recommender: SASRecRecommender,
     events: pd.DataFrame,
     impressions: pd.DataFrame,
     prior_steps: int = PRIOR_STEPS,
-) -> np.ndarray:
-    """(len(impressions),) purchase intent just before each impression; the training base rate without history.
+) -> pd.DataFrame:
+    """PATH_FEATURES per impression (same index). Without history: the training intent rate and NaN affinity;
+    an item the model never saw also gets NaN affinity (LightGBM treats it as missing).
 
-    `events` is the event log with a `user_id` column (unified ids); `impressions` has user_id, session_id
-    and event_timestamp.
+    `events` is the event log with a `user_id` column (unified ids); `impressions` has user_id, item_id,
+    session_id and event_timestamp.
     """
     steps = event_steps(events, events["user_id"])
     codes, names = pd.factorize(steps["user_id"])
@@ -40,7 +48,9 @@ def session_intent(
     users = pd.Index(names)
     in_session = _in_session_events(events)
     starts = in_session.groupby("session_id")["seconds"].min()
-    out = np.full(len(impressions), recommender.intent_base_rate, dtype=np.float32)
+    intent = np.full(len(impressions), recommender.intent_base_rate, dtype=np.float32)
+    affinity = np.full(len(impressions), np.nan, dtype=np.float32)
+    item_token = pd.Index([str(v) for v in recommender.item_vocab]).get_indexer(impressions["item_id"].astype(str)) + 1
     for lo in range(0, len(impressions), CHUNK):
         chunk = impressions.iloc[lo : lo + CHUNK]
         key = np.arange(lo, lo + len(chunk))
@@ -55,8 +65,26 @@ def session_intent(
         for column in ("item_id", "session_id", "channel"):
             table[column] = table[column].astype(str)
         table = table.astype({"user_id": np.int64, "time": np.int64})
-        data = from_steps(table)
-        out[data.user_ids.astype(np.int64)] = recommender.intent(data, np.arange(data.n_users), data.lengths)
+        own = from_steps(table)
+        data, cut, _ = recommender.in_model_vocab(own, np.arange(own.n_users), own.lengths)
+        rows = data.user_ids.astype(np.int64)
+        everyone = np.arange(data.n_users)
+        intent[rows] = recommender.intent(data, everyone, cut)
+        affinity[rows] = _affinity(recommender, data, everyone, cut, item_token[rows])
+    return pd.DataFrame({"session_intent": intent, "path_affinity": affinity}, index=impressions.index)
+
+
+def _affinity(
+    recommender: SASRecRecommender, data: SequenceData, users: np.ndarray, cut: np.ndarray, token: np.ndarray
+) -> np.ndarray:
+    """log P(next item = token) per history (data in the model's vocabulary; token 0 = unknown item: NaN)."""
+    out = np.full(users.size, np.nan, dtype=np.float32)
+    scored = np.flatnonzero((cut > 0) & (token > 0))
+    for lo in range(0, scored.size, AFFINITY_BATCH):
+        rows = scored[lo : lo + AFFINITY_BATCH]
+        logits = torch.from_numpy(recommender.score(data, users[rows], cut[rows]))
+        log_p = torch.log_softmax(logits, dim=1).numpy()
+        out[rows] = log_p[np.arange(rows.size), token[rows]]
     return out
 
 
