@@ -18,7 +18,7 @@ from siyu.settings import Settings
 from training.sequence.baselines import TIE_BREAK
 from training.sequence.data import SequenceData
 from training.sequence.recommender import SASRecRecommender
-from training.sequence.retrieval import co_occurrence
+from training.sequence.retrieval import CO_OCCURRENCE_HISTORY, co_occurrence
 from training.sequence.sources import from_events
 
 
@@ -44,7 +44,7 @@ class DecisionPaths:
         if model is not None:
             everyone = np.arange(data.n_users)
             # Re-tokenised once here, so each request's scoring takes the model's shared-vocabulary fast path.
-            self.model_data, self.model_cut, _ = model.in_model_vocab(data, everyone, data.lengths)
+            self.model_data, _, _ = model.in_model_vocab(data, everyone, data.lengths)
             self.model_item_ids = np.asarray([str(v) for v in model.item_vocab], dtype=object)
 
     @classmethod
@@ -57,15 +57,16 @@ class DecisionPaths:
         row = self.users.get_indexer([user_id])[0]
         if row < 0 or self.data.lengths[row] == 0:
             return PathSuggestions()
-        users = np.asarray([row])
-        known = self.co_occurrence.score(self.data, users, self.data.lengths[users])[0]
-        known[0] = -np.inf
+        only = np.zeros(1, dtype=np.int64)
+        recent = self.data.one_user(row, CO_OCCURRENCE_HISTORY)
+        similar = self.co_occurrence.score(recent, only, recent.lengths)[0]
+        similar[0] = -np.inf
         suggestions = PathSuggestions(
-            co_occurring=_best(known, self.item_ids, n, floor=TIE_BREAK), steps=int(self.data.lengths[row])
+            co_occurring=_best(similar, self.item_ids, n, floor=TIE_BREAK), steps=int(self.data.lengths[row])
         )
         if self.model is not None:
-            cut = self.model_cut[users]
-            scores, intent = self.model.read(self.model_data, users, cut)
+            path = self.model_data.one_user(row, self.model.config.max_len)
+            scores, intent = self.model.read(path, only, path.lengths)
             suggestions.next_items = _best(scores[0], self.model_item_ids, n)
             suggestions.intent = float(intent[0])
         return suggestions

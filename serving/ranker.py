@@ -201,8 +201,12 @@ class Ranker:
                 degraded=True,
                 notes=[f"online store unavailable: {type(exc).__name__}"],
             )
-        suggestions = self.suggest(user_id)
         notes = [self.paths_note] if self.paths_note else []
+        try:
+            suggestions = self.suggest(user_id)
+        except Exception as exc:  # path retrieval never fails a request: popularity still proposes candidates
+            suggestions = PathSuggestions()
+            notes.append(f"path retrieval failed: {type(exc).__name__}")
         if affinity is None:
             if suggestions.steps == 0:
                 return RecommendResult(

@@ -1,8 +1,9 @@
 """The true next-item distribution at each user's last observable step: what a perfect sequential recommender knows.
 
-A *step* is one (session, item) pair with its deepest action; online impressions are observable
-(as views), store impressions only when bought. A user's evaluation point is their last observable
-step. The oracle conditions on that step's actual context: the day-start state of its day, the
+The item that matters is the next one the user *touches* (their first event on it in a session; the
+sequences' later deepening steps, such as buying it, are never targets); online impressions are
+observable (as views), store impressions only when bought. A user's evaluation point is their last
+observable touch. The oracle conditions on that step's actual context: the day-start state of its day, the
 session's intent stage, channel and category, and the items the session showed before it. Given
 that, the session's draws after the first are iid from a known mixture (see
 `siyu.world.sequential`), so

@@ -169,6 +169,15 @@ def test_targets_are_touches_and_histories_keep_the_deepenings_before_them() -> 
     assert list(late.test.cut) == [4]  # the first touch after the cutoff is z, not x's purchase
 
 
+def test_one_user_is_that_users_newest_steps_alone() -> None:
+    data = from_steps(_walks({"a": 5, "b": 4}))
+    whole, newest = data.one_user(1), data.one_user(1, last=2)
+    assert list(whole.user_ids) == ["b"] and list(whole.lengths) == [4]
+    assert list(whole.item) == list(data.item[data.steps_of(1)])
+    assert list(newest.item) == list(data.item[data.steps_of(1)][-2:]) and newest.item_vocab is data.item_vocab
+    assert list(data.one_user(0, last=50).time) == list(data.time[data.steps_of(0)])
+
+
 def test_training_never_targets_a_deepening() -> None:
     data = _touch_and_deepen()
     batch = next(TrainWindows(data, max_len=10).batches(4, np.random.default_rng(0)))

@@ -68,6 +68,27 @@ class SequenceData:
     def steps_of(self, user: int) -> slice:
         return slice(int(self.offsets[user]), int(self.offsets[user + 1]))
 
+    def one_user(self, user: int, last: int | None = None) -> SequenceData:
+        """User `user`'s steps (only the newest `last`, if given) as a one-user SequenceData with the same
+        vocabularies: what a per-request read needs, at a cost that does not grow with the whole log."""
+        span = self.steps_of(user)
+        start = span.start if last is None else max(span.start, span.stop - last)
+        steps = slice(start, span.stop)
+        return SequenceData(
+            user_ids=self.user_ids[user : user + 1],
+            item_vocab=self.item_vocab,
+            channel_vocab=self.channel_vocab,
+            offsets=np.array([0, steps.stop - steps.start], dtype=np.int64),
+            item=self.item[steps],
+            action=self.action[steps],
+            channel=self.channel[steps],
+            gap=self.gap[steps],
+            time=self.time[steps],
+            purchase_follows=self.purchase_follows[steps],
+            has_actions=self.has_actions,
+            touch=None if self.touch is None else self.touch[steps],
+        )
+
     def take_prefixes(self, keep: np.ndarray) -> SequenceData:
         """The same users with only their first `keep[u]` steps (how splits hide later steps from training)."""
         keep = np.minimum(np.asarray(keep, dtype=np.int64), self.lengths)

@@ -31,14 +31,16 @@ def last_hidden(
     The hidden states are inference tensors: consume them under `torch.inference_mode()` as well.
     """
     tokens = StepTokens.of(data) if tokens is None else tokens
-    was_training = model.training
-    model.eval()
+    was_training = model.training  # a loaded model is already in eval mode: toggling walks every module
+    if was_training:
+        model.eval()
     try:
         with torch.inference_mode():
             for rows, index in history_batches(data, users, cut, model.config.max_len, batch_size, tokens):
                 yield rows, model.encode(*tokens.gather(index))[:, -1]
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
 
 
 def item_scores_and_intent(

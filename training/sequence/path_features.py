@@ -19,13 +19,11 @@ from training.sequence.data import SequenceData, epoch_seconds, from_steps
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.sources import EVENT_DEPTH, event_steps
 
+PATH_FEATURES = ("session_intent", "path_affinity")
 PRIOR_STEPS = 50  # steps from earlier sessions read per impression: the recent past carries the intent
 CHUNK = 50_000  # impressions per pass, which bounds the step table held at once
+READ_BATCH = 1_024  # histories scored over the whole catalogue at once
 _TIME_SHIFT = 2**34  # user code * this + epoch seconds orders steps by (user, time) in one int64
-
-
-PATH_FEATURES = ("session_intent", "path_affinity")
-AFFINITY_BATCH = 1_024  # histories scored over the whole catalogue at once
 
 
 def path_features(
@@ -68,24 +66,23 @@ def path_features(
         own = from_steps(table)
         data, cut, _ = recommender.in_model_vocab(own, np.arange(own.n_users), own.lengths)
         rows = data.user_ids.astype(np.int64)
-        everyone = np.arange(data.n_users)
-        intent[rows] = recommender.intent(data, everyone, cut)
-        affinity[rows] = _affinity(recommender, data, everyone, cut, item_token[rows])
+        intent[rows], affinity[rows] = _read(recommender, data, cut, item_token[rows])
     return pd.DataFrame({"session_intent": intent, "path_affinity": affinity}, index=impressions.index)
 
 
-def _affinity(
-    recommender: SASRecRecommender, data: SequenceData, users: np.ndarray, cut: np.ndarray, token: np.ndarray
-) -> np.ndarray:
-    """log P(next item = token) per history (data in the model's vocabulary; token 0 = unknown item: NaN)."""
-    out = np.full(users.size, np.nan, dtype=np.float32)
-    scored = np.flatnonzero((cut > 0) & (token > 0))
-    for lo in range(0, scored.size, AFFINITY_BATCH):
-        rows = scored[lo : lo + AFFINITY_BATCH]
-        logits = torch.from_numpy(recommender.score(data, users[rows], cut[rows]))
-        log_p = torch.log_softmax(logits, dim=1).numpy()
-        out[rows] = log_p[np.arange(rows.size), token[rows]]
-    return out
+def _read(
+    recommender: SASRecRecommender, data: SequenceData, cut: np.ndarray, token: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per history (data in the model's vocabulary): intent, and log P(next item = token) (NaN for token 0)."""
+    intent = np.empty(data.n_users, dtype=np.float32)
+    affinity = np.full(data.n_users, np.nan, dtype=np.float32)
+    for lo in range(0, data.n_users, READ_BATCH):
+        users = np.arange(lo, min(lo + READ_BATCH, data.n_users))
+        scores, intent[users] = recommender.read(data, users, cut[users])
+        log_p = torch.log_softmax(torch.from_numpy(scores), dim=1).numpy()
+        known = (cut[users] > 0) & (token[users] > 0)
+        affinity[users[known]] = log_p[np.flatnonzero(known), token[users[known]]]
+    return intent, affinity
 
 
 def _in_session_events(events: pd.DataFrame) -> pd.DataFrame:
