@@ -73,6 +73,7 @@ def run(quick: bool, root: Path, shared: Path, extra: list[Path], announce=print
         figures |= {f"{name}_{k}": round(v, 4) for k, v in result.intent.items()}
         model_row = result.seen_excluded["sasrec"]
         figures[f"{name}_peak_rss_mb"] = round(model_row.get("peak_rss_mb", float("nan")))
+        figures[f"{name}_training_rss_growth_mb"] = round(model_row.get("rss_growth_mb", float("nan")))
         if result.model is not None:
             figures |= _serving_figures(name, split, result.model)
         notes.append(

@@ -129,6 +129,7 @@ def compare(
         result.seen_excluded[MODEL_NAME] |= {
             "sequences_per_second": fitted.sequences_per_second,
             "peak_rss_mb": fitted.peak_rss_mb,
+            "rss_growth_mb": fitted.rss_growth_mb,
             "best_epoch": fitted.best_epoch,
         }
         if split.data.has_actions:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from siyu.memory import peak_rss
 from siyu.metrics import ranking_metrics, target_ranks
 from training.sequence.batches import StepTokens, TrainWindows
 from training.sequence.checkpoint import load_checkpoint, save_checkpoint
@@ -53,7 +53,8 @@ class TrainResult:
     sequences_per_second: float = 0.0  # training sequences per second of optimisation (validation excluded)
     best_epoch: int = 0
     best_ndcg10: float = float("nan")  # on the validation questions early stopping used (see `valid_sample`)
-    peak_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0  # the process's resident memory at its highest during the fit
+    rss_growth_mb: float = 0.0  # how far above its level when the fit began
     stop_reason: str = "max_epochs"  # "max_epochs" | "patience" | "budget"
 
 
@@ -214,7 +215,7 @@ def train(
     config = config or SequenceModelConfig()
     started = time.perf_counter()
     data, n_items, n_channels = split.data, split.data.n_items, len(split.data.channel_vocab)
-    with _fit_settings(config.threads or cpu_threads()):
+    with _fit_settings(config.threads or cpu_threads()), peak_rss() as memory:
         torch.manual_seed(config.seed)
         model = DecisionPathModel(config, n_items, n_channels)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -293,5 +294,5 @@ def train(
     result.best_ndcg10 = float(stopping.best) if np.isfinite(stopping.best) else float("nan")
     result.train_seconds = time.perf_counter() - started
     result.sequences_per_second = trained_sequences / optimise_seconds if optimise_seconds else 0.0
-    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.peak_rss_mb, result.rss_growth_mb = memory.peak_mb, memory.growth_mb
     return result
