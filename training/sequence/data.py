@@ -73,12 +73,22 @@ class SequenceData:
         vocabularies: what a per-request read needs, at a cost that does not grow with the whole log."""
         span = self.steps_of(user)
         start = span.start if last is None else max(span.start, span.stop - last)
-        steps = slice(start, span.stop)
+        offsets = np.array([0, span.stop - start], dtype=np.int64)
+        return self._select(slice(start, span.stop), offsets, self.user_ids[user : user + 1])
+
+    def take_prefixes(self, keep: np.ndarray) -> SequenceData:
+        """The same users with only their first `keep[u]` steps (how splits hide later steps from training)."""
+        keep = np.minimum(np.asarray(keep, dtype=np.int64), self.lengths)
+        mask = np.arange(self.n_steps) - np.repeat(self.offsets[:-1], self.lengths) < np.repeat(keep, self.lengths)
+        return self._select(mask, np.concatenate([[0], np.cumsum(keep)]), self.user_ids)
+
+    def _select(self, steps: slice | np.ndarray, offsets: np.ndarray, user_ids: np.ndarray) -> SequenceData:
+        """Those steps of every step array, for users laid out by `offsets`, with the same vocabularies."""
         return SequenceData(
-            user_ids=self.user_ids[user : user + 1],
+            user_ids=user_ids,
             item_vocab=self.item_vocab,
             channel_vocab=self.channel_vocab,
-            offsets=np.array([0, steps.stop - steps.start], dtype=np.int64),
+            offsets=offsets,
             item=self.item[steps],
             action=self.action[steps],
             channel=self.channel[steps],
@@ -87,26 +97,6 @@ class SequenceData:
             purchase_follows=self.purchase_follows[steps],
             has_actions=self.has_actions,
             touch=None if self.touch is None else self.touch[steps],
-        )
-
-    def take_prefixes(self, keep: np.ndarray) -> SequenceData:
-        """The same users with only their first `keep[u]` steps (how splits hide later steps from training)."""
-        keep = np.minimum(np.asarray(keep, dtype=np.int64), self.lengths)
-        mask = np.arange(self.n_steps) - np.repeat(self.offsets[:-1], self.lengths) < np.repeat(keep, self.lengths)
-        offsets = np.concatenate([[0], np.cumsum(keep)])
-        return SequenceData(
-            user_ids=self.user_ids,
-            item_vocab=self.item_vocab,
-            channel_vocab=self.channel_vocab,
-            offsets=offsets,
-            item=self.item[mask],
-            action=self.action[mask],
-            channel=self.channel[mask],
-            gap=self.gap[mask],
-            time=self.time[mask],
-            purchase_follows=self.purchase_follows[mask],
-            has_actions=self.has_actions,
-            touch=None if self.touch is None else self.touch[mask],
         )
 
 
