@@ -9,6 +9,7 @@ items the model has never seen. Everything per request is one user's row: no log
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,7 +67,7 @@ class DecisionPaths:
         )
         if self.model is not None:
             path = self.model_data.one_user(row, self.model.config.max_len)
-            scores, intent = self.model.read(path, only, path.lengths)
+            scores, intent = self.model.read(path, only, path.lengths, now=time.time())
             suggestions.next_items = _best(scores[0], self.model_item_ids, n)
             suggestions.intent = float(intent[0])
         return suggestions

@@ -224,3 +224,22 @@ def test_candidate_recall_of_the_union_covers_each_source(split: Split, fitted: 
     assert recall["recall_decision_path"] > recall["recall_popular"]  # the cycles are learnt, popularity is flat
     everything = candidate_recall(split, fitted, path_candidates=3, popular_candidates=split.data.n_items)
     assert everything["recall_popular"] == everything["recall_union"] == 1.0
+
+
+def test_query_gap_conditions_scores_on_the_time_of_the_request(split: Split) -> None:
+    rec = SASRecRecommender(SMALL.model_copy(update={"query_gap": True, "max_epochs": 3}))
+    rec.fit(split)
+    users, cut = split.data.lengths.argmax()[None], split.data.lengths.max()[None]  # a whole history: no target
+    newest = int(split.data.time[split.data.offsets[users[0] + 1] - 1])
+    soon, _ = rec.read(split.data, users, cut, now=newest + 30)
+    later, _ = rec.read(split.data, users, cut, now=newest + 40 * 86_400)
+    unknown, _ = rec.read(split.data, users, cut)
+    assert not np.allclose(soon[:, 1:], later[:, 1:]) and not np.allclose(soon[:, 1:], unknown[:, 1:])
+
+
+def test_without_query_gap_the_request_time_changes_nothing(split: Split, fitted: SASRecRecommender) -> None:
+    users = np.arange(4)
+    whole = split.data.lengths[users]  # whole histories: no target time to read
+    np.testing.assert_array_equal(
+        fitted.read(split.data, users, whole, now=2e9)[0], fitted.read(split.data, users, whole)[0]
+    )

@@ -74,6 +74,7 @@ class TrainBatch:
     target: torch.Tensor  # (batch, width) next item token (0 where there is none, or the next step is a deepening)
     intent: torch.Tensor  # (batch, width) float: a purchase follows in this session
     real: torch.Tensor  # (batch, width) bool
+    target_gap: torch.Tensor  # (batch, width) gap token of the target: the request's time since the input step
 
     @property
     def sequences(self) -> int:
@@ -124,6 +125,7 @@ class TrainWindows:
             target=item_all[:, 1:] * self.tokens.touch[index[:, 1:]],
             intent=self.tokens.purchase_follows[inputs],
             real=item != 0,
+            target_gap=self.tokens.gap[index[:, 1:]],
         )
 
 

@@ -235,7 +235,7 @@ def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
     first = np.zeros(len(frame), dtype=bool)
     first[offsets[:-1]] = True
     gap_seconds = np.diff(time, prepend=time[:1])
-    gap = np.where(first, 1, 2 + np.searchsorted(GAP_EDGES, gap_seconds, side="right")).astype(np.int8)
+    gap = np.where(first, 1, gap_tokens(gap_seconds)).astype(np.int8)
     action = (pd.Categorical(frame["action"], categories=list(ACTIONS)).codes + 1).astype(np.int8)
     return SequenceData(
         user_ids=np.asarray(user_ids, dtype=object),
@@ -260,6 +260,11 @@ def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         values = values.cat.reorder_categories(values.cat.categories.sort_values())
         return values.cat.codes.to_numpy(dtype=np.int64), values.cat.categories
     return pd.factorize(values, sort=True)
+
+
+def gap_tokens(seconds: np.ndarray) -> np.ndarray:
+    """Gap token (2..GAP_TOKENS - 1) of each time since a previous step, in seconds."""
+    return 2 + np.searchsorted(GAP_EDGES, seconds, side="right")
 
 
 def epoch_seconds(time: pd.Series) -> np.ndarray:

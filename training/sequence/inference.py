@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from training.sequence.batches import StepTokens, history_batches
-from training.sequence.data import SequenceData
+from training.sequence.data import SequenceData, gap_tokens
 from training.sequence.model import DecisionPathModel
 
 INFERENCE_BATCH = 512
@@ -43,16 +43,34 @@ def last_hidden(
             model.train()
 
 
+def query_tokens(data: SequenceData, users: np.ndarray, cut: np.ndarray, now: float | None = None) -> np.ndarray:
+    """Gap token of each request: from the history's newest step to the target's time when the data holds it
+    (evaluation: the moment the user made the choice), else to `now` (serving); 0 (unknown) otherwise."""
+    users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
+    start = data.offsets[users]
+    has_target = cut < data.lengths[users]
+    newest = data.time[np.maximum(start + cut - 1, 0)]
+    target = np.where(has_target, data.time[np.minimum(start + cut, max(data.n_steps - 1, 0))], now or 0)
+    known = (cut > 0) & (has_target | (now is not None))
+    return np.where(known, gap_tokens(np.maximum(target - newest, 0)), 0).astype(np.int64)
+
+
 def item_scores_and_intent(
-    model: DecisionPathModel, data: SequenceData, users: np.ndarray, cut: np.ndarray, tokens: StepTokens | None = None
+    model: DecisionPathModel,
+    data: SequenceData,
+    users: np.ndarray,
+    cut: np.ndarray,
+    tokens: StepTokens | None = None,
+    now: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(len(users), model items + 1) float32 next-item scores (column 0, padding, is -inf) and each history's
     purchase intent, from one pass of the model (the intent head costs next to nothing)."""
     scores = np.empty((len(users), model.n_items + 1), dtype=np.float32)
     intent = np.empty(len(users), dtype=np.float32)
+    query = torch.from_numpy(query_tokens(data, users, cut, now))
     with torch.inference_mode():
         for rows, hidden in last_hidden(model, data, users, cut, tokens):
-            scores[rows] = model.item_logits(hidden).numpy()
+            scores[rows] = model.item_logits(model.for_query(hidden, query[rows])).numpy()
             intent[rows] = torch.sigmoid(model.intent_logit(hidden)).numpy()
     scores[:, 0] = -np.inf
     return scores, intent

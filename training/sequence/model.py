@@ -61,6 +61,11 @@ class SequenceModelConfig(BaseModel):
         "with other CPU-heavy processes: two threads on two busy cores trained 2-4x slower than one (measured), "
         "each OpenMP barrier waiting for a descheduled thread",
     )
+    query_gap: bool = Field(
+        False,
+        description="(bool) condition next-item scores on the time from the newest step to the request (the "
+        "target's gap bucket in training): tells a continuing session from a new one",
+    )
     budget_seconds: float | None = Field(
         None, gt=0, description="(seconds) wall-clock training budget; the best checkpoint so far is kept"
     )
@@ -145,13 +150,15 @@ class DecisionPathModel(nn.Module):
         self.blocks = nn.ModuleList([_CausalBlock(hidden, config.heads, config.dropout) for _ in range(config.layers)])
         self.norm = nn.LayerNorm(hidden)
         self.intent_head = nn.Linear(hidden, 1)
+        self.query_gap = nn.Embedding(GAP_TOKENS, hidden, padding_idx=0) if config.query_gap else None
         self._init_weights()
 
     def _init_weights(self) -> None:
         # Item vectors double as output weights: std 1/sqrt(hidden) against the unit-variance final LayerNorm
         # gives logits of unit spread at the start. With BERT's 0.02 the logits start flat, every item vector
         # first drifts the same way, and validation NDCG after one epoch was 0.26 instead of 0.38 (5k items).
-        for emb in (self.item, self.action, self.channel, self.gap, self.position):
+        extra = (self.query_gap,) if self.query_gap is not None else ()
+        for emb in (self.item, self.action, self.channel, self.gap, self.position, *extra):
             nn.init.normal_(emb.weight, std=self.config.hidden**-0.5 if emb is self.item else 0.02)
             if emb.padding_idx is not None:
                 with torch.no_grad():
@@ -176,6 +183,12 @@ class DecisionPathModel(nn.Module):
         for block in self.blocks:
             x = block(x, allowed)
         return self.norm(x)
+
+    def for_query(self, hidden: torch.Tensor, query_gap: torch.Tensor | None) -> torch.Tensor:
+        """Hidden states conditioned on the request's gap token (0 = unknown: unchanged), when the config asks."""
+        if self.query_gap is None or query_gap is None:
+            return hidden
+        return hidden + self.query_gap(query_gap)
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every item token (column 0 = padding) for hidden states (..., hidden)."""

@@ -65,8 +65,14 @@ class SASRecRecommender:
         """(len(users), data.n_items + 1) float32 next-item scores after each history; column 0 is -inf."""
         return self.read(data, users, cut)[0]
 
-    def read(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`score` and `intent` from one pass of the model: what serving asks for on every request."""
+    def read(
+        self, data: SequenceData, users: np.ndarray, cut: np.ndarray, now: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`score` and `intent` from one pass of the model: what serving asks for on every request.
+
+        A model with `query_gap` conditions the scores on the request's time: the target's own time when the
+        data holds it (evaluation), else `now` in epoch seconds (serving), else nothing.
+        """
         model = self._fitted()
         users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
         data, cut, columns = self.in_model_vocab(data, users, cut)
@@ -75,7 +81,9 @@ class SASRecRecommender:
         has_history = cut > 0
         scores[~has_history] = self.popularity
         if has_history.any():
-            scores[has_history], read_intent = item_scores_and_intent(model, data, users[has_history], cut[has_history])
+            scores[has_history], read_intent = item_scores_and_intent(
+                model, data, users[has_history], cut[has_history], now=now
+            )
             if self.intent_trained:
                 intent[has_history] = read_intent
         scores[:, 0] = -np.inf

@@ -28,7 +28,7 @@ from training.sequence.batches import StepTokens, TrainWindows
 from training.sequence.checkpoint import load_checkpoint, save_checkpoint
 from training.sequence.data import EvalSet, SequenceData, Split
 from training.sequence.evaluation import seen_matrix
-from training.sequence.inference import last_hidden
+from training.sequence.inference import last_hidden, query_tokens
 from training.sequence.losses import NextItemLoss, intent_loss
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
 
@@ -113,8 +113,9 @@ def validation_ndcg(model: DecisionPathModel, data: SequenceData, questions: Eva
         return float("nan")
     ranks = np.empty(users.size, dtype=np.float64)
     with torch.inference_mode():
+        query = torch.from_numpy(query_tokens(data, users, cut))
         for rows, hidden in last_hidden(model, data, users, cut, tokens):
-            scores = model.item_logits(hidden).numpy()
+            scores = model.item_logits(model.for_query(hidden, query[rows])).numpy()
             ranks[rows] = target_ranks(scores, target[rows], seen_matrix(data, users[rows], cut[rows]))
     return ranking_metrics(ranks, 10)["ndcg@10"] * float(asked.mean())  # empty histories count as misses
 
@@ -145,7 +146,8 @@ def _train_epoch(
         hidden = model.encode(batch.item, batch.action, batch.channel, batch.gap)[batch.real]
         target = batch.target[batch.real]
         scored = target > 0  # positions whose next step is a deepening train the intent head only
-        loss = next_item_loss(hidden[scored], model.item.weight, target[scored]) if scored.any() else hidden.sum() * 0
+        queried = model.for_query(hidden[scored], batch.target_gap[batch.real][scored])
+        loss = next_item_loss(queried, model.item.weight, target[scored]) if scored.any() else hidden.sum() * 0
         if use_intent:
             loss = loss + config.intent_weight * intent_loss(model.intent_logit(hidden), batch.intent[batch.real])
         optimiser.zero_grad(set_to_none=True)

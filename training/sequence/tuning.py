@@ -78,6 +78,7 @@ def suggest_config(trial: optuna.Trial, base: SequenceModelConfig, budget_second
             "max_len": trial.suggest_categorical("max_len", [50, 100, 200]),
             "lr": trial.suggest_float("lr", 3e-4, 3e-3, log=True),
             "loss": trial.suggest_categorical("loss", ["softmax", "sampled"]),
+            "query_gap": trial.suggest_categorical("query_gap", [False, True]),
             "budget_seconds": budget_seconds,
         }
     )
