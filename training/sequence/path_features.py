@@ -17,7 +17,7 @@ import torch
 
 from training.sequence.data import SequenceData, epoch_seconds, from_steps
 from training.sequence.recommender import SASRecRecommender
-from training.sequence.sources import EVENT_DEPTH, event_steps
+from training.sequence.sources import event_steps, step_events
 
 PATH_FEATURES = ("session_intent", "path_affinity")
 PRIOR_STEPS = 50  # steps from earlier sessions read per impression: the recent past carries the intent
@@ -86,7 +86,7 @@ def _read(
 
 
 def _in_session_events(events: pd.DataFrame) -> pd.DataFrame:
-    kept = events[events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()]
+    kept = step_events(events)
     columns = ["session_id", "item_id", "event_time", "event_type", "channel"]
     return kept[columns].assign(seconds=epoch_seconds(kept["event_time"]))
 

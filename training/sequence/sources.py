@@ -53,21 +53,31 @@ def from_events(settings: Settings) -> SequenceData:
         raise SequenceDataError(
             f"no events under {settings.events_dir}: generate a world or import a log first (`siyu data ...`)"
         )
-    events = events[events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()]
+    events = step_events(events)
     if events.empty:
         raise SequenceDataError(f"the events under {settings.events_dir} hold no item views, carts or purchases")
     return from_steps(event_steps(events, _unified_users(events, identity)))
 
 
+def step_events(events: pd.DataFrame) -> pd.DataFrame:
+    """The event rows that can become steps: item views, favourites, cart adds, coupon claims, purchases."""
+    return events[_is_step_event(events)]
+
+
+def _is_step_event(events: pd.DataFrame) -> np.ndarray:
+    return (events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()).to_numpy()
+
+
 def event_steps(events: pd.DataFrame, users: np.ndarray | pd.Series) -> pd.DataFrame:
-    """The step table of event rows (event types outside EVENT_DEPTH and item-less rows are dropped).
+    """The step table of event rows (rows `step_events` would drop are dropped; none are copied when none drop).
 
     `users` names each row's sequence: the unified user id, or any other key (one per impression, say).
     """
-    keep = (events["event_type"].isin(list(EVENT_DEPTH)) & events["item_id"].notna()).to_numpy()
-    events = events[keep]
+    keep = _is_step_event(events)
+    if not keep.all():
+        events, users = events[keep], np.asarray(users)[keep]
     return path_steps(
-        user=np.asarray(users)[keep],
+        user=np.asarray(users),
         item=events["item_id"].to_numpy(),
         session=events["session_id"].to_numpy(),
         time=epoch_seconds(events["event_time"]),
