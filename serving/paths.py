@@ -73,6 +73,16 @@ class DecisionPaths:
         return suggestions
 
 
+def log_version(settings: Settings) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, modification time) of every file paths are built from: equal tuples, equal paths.
+
+    Raises OSError when a file vanishes while it is read, as a log rewrite may make it.
+    """
+    files = [*sorted(settings.events_dir.glob("*.parquet")), settings.identity_map_path]
+    stats = [(f.name, f.stat()) for f in files if f.exists()]
+    return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+
 def _best(scores: np.ndarray, item_ids: np.ndarray, n: int, floor: float = -np.inf) -> list[str]:
     """Ids of the n highest scores above `floor`, best first (token t is item_ids[t - 1]; column 0 is padding)."""
     n = min(n, scores.size - 1)

@@ -22,7 +22,7 @@ from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
-from serving.paths import DecisionPaths, PathSuggestions
+from serving.paths import DecisionPaths, PathSuggestions, log_version
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_registry
 from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
@@ -141,6 +141,7 @@ class Ranker:
         self.catalog = Catalog.from_items(latest_item_table(settings))
         self.paths: DecisionPaths | None = None
         self.paths_note: str | None = None
+        self._paths_version: tuple[tuple[str, int, int], ...] = ()
         self._refresh_paths()
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
@@ -156,13 +157,17 @@ class Ranker:
         self._refresh_paths()
 
     def _refresh_paths(self) -> None:
+        """Rebuild users' paths, unless the event log is file for file what they were built from."""
         try:
+            version = log_version(self.settings)
+            if self.paths is not None and version == self._paths_version:
+                return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same paths
             paths = DecisionPaths.from_store(self.settings, self.sequence_model)
         except (SequenceDataError, OSError, ValueError, KeyError) as exc:
             self.paths_note = f"users' paths unavailable: {exc}"
             return
         # One reference swap each: requests keep the catalogue and paths they started with.
-        self.paths, self.paths_note = paths, None
+        self.paths, self.paths_note, self._paths_version = paths, None, version
 
     def close(self) -> None:
         self._stop.set()
