@@ -22,10 +22,12 @@ from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
+from serving.histories import UserHistories
 from serving.paths import DecisionPaths, PathSuggestions, log_version
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_registry
-from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
+from training.dataset import ITEM_MODEL_FEATURES, add_context_features
+from training.impression_history import HISTORY_FEATURES
 from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import load_champion as load_sequence_champion
@@ -133,6 +135,8 @@ class Ranker:
         use_registry(settings)
         # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
         self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
+        # The columns the champion was trained on, by name: an older champion keeps working after the list grows.
+        self.features: list[str] = self.booster.feature_name()
         self.sequence_model_version = alias_version(settings, settings.sequence_model_name, CHAMPION)
         self.sequence_model: SASRecRecommender | None = None
         if self.sequence_model_version is not None:
@@ -140,6 +144,7 @@ class Ranker:
         self.store: FeatureStore = feature_store(settings)
         self.catalog = Catalog.from_items(latest_item_table(settings))
         self.paths: DecisionPaths | None = None
+        self.histories: UserHistories | None = None
         self.paths_note: str | None = None
         self._paths_version: tuple[tuple[str, int, int], ...] = ()
         self._refresh_paths()
@@ -163,11 +168,12 @@ class Ranker:
             if self.paths is not None and version == self._paths_version:
                 return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same paths
             paths = DecisionPaths.from_store(self.settings, self.sequence_model)
+            histories = UserHistories.from_store(self.settings)
         except (SequenceDataError, OSError, ValueError, KeyError) as exc:
             self.paths_note = f"users' paths unavailable: {exc}"
             return
         # One reference swap each: requests keep the catalogue and paths they started with.
-        self.paths, self.paths_note, self._paths_version = paths, None, version
+        self.paths, self.histories, self.paths_note, self._paths_version = paths, histories, None, version
 
     def close(self) -> None:
         self._stop.set()
@@ -225,7 +231,7 @@ class Ranker:
         )
         if rows.size == 0:
             return RecommendResult([], fallback="popular", model_version=self.model_version, notes=["nothing in stock"])
-        scores = self._purchase_probabilities(catalog, rows, user, affinity, channel, now)
+        scores = self._purchase_probabilities(catalog, rows, user_id, user, affinity, channel, now)
         top = np.argsort(-scores, kind="stable")[:k]
         return RecommendResult(
             [Recommendation(str(catalog.in_stock["item_id"][rows[i]]), float(scores[i]), reasons[i]) for i in top],
@@ -243,6 +249,7 @@ class Ranker:
         self,
         catalog: Catalog,
         rows: np.ndarray,
+        user_id: str,
         user: dict[str, float | None],
         affinity: pd.DataFrame,
         channel: str,
@@ -250,6 +257,7 @@ class Ranker:
     ) -> np.ndarray:
         """The conversion model's P(purchase) for each candidate row, shown at today's price on `channel`."""
         n = rows.size
+        now = now or datetime.now(UTC)
         candidates = {name: values[rows] for name, values in catalog.in_stock.items()}
         per_candidate = affinity.reindex(candidates["category_id"])
         frame = pd.DataFrame(
@@ -259,9 +267,14 @@ class Ranker:
                 **{name: per_candidate[name].to_numpy() for name in USER_CATEGORY_FEATURES},
                 "price_shown": candidates["price"],
                 "channel": channel,
-                "event_timestamp": pd.Timestamp(now or datetime.now(UTC)),
+                "event_timestamp": pd.Timestamp(now),
             }
         )
         frame = add_context_features(frame)
+        histories = self.histories
+        if histories is not None:
+            frame[list(HISTORY_FEATURES)] = histories.features(user_id, candidates["item_id"], now)
+        else:  # no log read yet: LightGBM takes its missing-value branches
+            frame[list(HISTORY_FEATURES)] = np.nan
         # One thread: for a few hundred rows, thread start-up costs more than it saves.
-        return self.booster.predict(frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float64), num_threads=1)
+        return self.booster.predict(frame[self.features].to_numpy(dtype=np.float64), num_threads=1)

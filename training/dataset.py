@@ -3,7 +3,8 @@
 An impression is an online `view`; its label is whether the same session bought the same item
 after the view. Features come from `get_historical_features`, which only ever returns the
 snapshot stamped at or before the view (snapshots use events strictly before their stamp),
-so no row can see its own label.
+so no row can see its own label. What the user did with the item before, and in the session so far,
+comes from the event log itself (`training.impression_history`), counted strictly before the view.
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table
 from siyu.settings import Settings
+from training.impression_history import HISTORY_FEATURES, history_features
 
 # Item features the ranker does not take from Feast: the price it scores is the one being shown
 # (a request-time input), so a stale snapshot price must not compete with it.
 ITEM_MODEL_FEATURES = tuple(f for f in ITEM_FEATURES if f not in ("price", "discount_depth"))
 CONTEXT_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg", "category_view_share_30d", "hour", "is_app")
-MODEL_FEATURES = (*USER_FEATURES, *ITEM_MODEL_FEATURES, *USER_CATEGORY_FEATURES, *CONTEXT_FEATURES)
+MODEL_FEATURES = (
+    *USER_FEATURES,
+    *ITEM_MODEL_FEATURES,
+    *USER_CATEGORY_FEATURES,
+    *CONTEXT_FEATURES,
+    *HISTORY_FEATURES,
+)
 # Conversion must never rise with price, other things equal: every feature that grows with the
 # shown price is constrained to a non-increasing effect.
 PRICE_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg")
@@ -127,6 +135,7 @@ def build_training_set(
     if max_rows is not None and len(impressions) > max_rows:
         impressions = impressions.sample(max_rows, random_state=seed)
     joined = point_in_time_join(store, impressions)
+    joined = joined.join(history_features(events, joined))
     frame = add_context_features(joined).sort_values("event_timestamp", ignore_index=True)
     cutoff = frame["event_timestamp"].quantile(1 - holdout_fraction)
     return TrainingSet(frame=frame, cutoff=cutoff)

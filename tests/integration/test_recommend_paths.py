@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,6 +20,8 @@ from siyu.data.identity import attach_user_ids
 from siyu.data.store import new_part_path, read_table, to_table, write_table_atomic
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
+from training.dataset import labelled_impressions
+from training.impression_history import HISTORY_FEATURES, history_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,9 +91,9 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
     identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
     key = identity[identity["user_id"] == user].iloc[0]
     before = ranker.suggest(user)
-    path = _write_events(
-        settings, _new_events(settings, key["user_key_type"], key["user_key"], _untouched_items(ranker, user, 3))
-    )
+    items = _untouched_items(ranker, user, 3)
+    new = _new_events(settings, key["user_key_type"], key["user_key"], items)
+    path = _write_events(settings, new)
     try:
         ranker.refresh()
         after = ranker.suggest(user)
@@ -98,6 +101,12 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
         assert after.next_items != before.next_items
         assert after.co_occurring != before.co_occurring
         assert after.intent != before.intent
+        # The conversion model's history features see the new session too, while it is live.
+        now = new["event_time"].max() + timedelta(minutes=5)
+        history = pd.DataFrame(ranker.histories.features(user, [items[-1], items[0]], now), columns=HISTORY_FEATURES)
+        assert history["item_purchases_before"].tolist() == [1, 0]
+        assert history["item_views_before"].tolist() == [1, 1]
+        assert history["session_views_so_far"].tolist() == [3, 3] and history["session_carts_so_far"].iat[0] == 1
     finally:
         path.unlink()
         ranker.refresh()
@@ -122,3 +131,18 @@ def test_a_person_with_events_but_no_features_yet_is_ranked_from_their_path(rank
     assert any("no stored features" in note for note in result.notes)
     assert result.intent is not None
     assert ranker.recommend(user, k=5).fallback == "popular"  # once the events are gone, a stranger again
+
+
+def test_serving_history_features_match_training_on_logged_impressions(ranker, trained_system) -> None:
+    """No training/serving skew: the served user's slice at a logged view's instant gives the training row."""
+    settings, _ = trained_system
+    events = attach_user_ids(
+        read_table(settings.events_dir, schema.EVENT_SCHEMA),
+        read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA),
+    )
+    impressions = labelled_impressions(events)
+    impressions = impressions.sample(40, random_state=1).reset_index(drop=True)
+    trained = history_features(events, impressions)
+    for row, seen in impressions.iterrows():
+        served = ranker.histories.features(seen["user_id"], [seen["item_id"]], seen["event_timestamp"])
+        np.testing.assert_allclose(served[0], trained.iloc[row].to_numpy(), rtol=1e-6, err_msg=str(seen.to_dict()))

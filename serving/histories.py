@@ -1,0 +1,57 @@
+"""Each user's counted events at serve time, for the conversion model's history features.
+
+Training reads `history_features` over the whole log; serving computes the same features with
+`history_at` over one user's slice of the same log, the candidates all shown at `now`. The request belongs to the
+user's latest session while that session is live (its last event within the session gap of now), and
+to a new session otherwise, as a real visit would.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from siyu.data import schema
+from siyu.data.identity import attach_user_ids
+from siyu.data.store import read_table
+from siyu.settings import Settings
+from training.impression_history import COUNTED, UserEvents, history_at
+
+SESSION_GAP = pd.Timedelta(minutes=30)  # as the importers cut sessions
+NEW_SESSION = "__request__"  # the session of a request that continues no live session
+_COLUMNS = ["user_id", "item_id", "session_id", "event_type", "event_time"]
+
+
+class UserHistories:
+    """The log's views, carts and purchases per unified user id, as arrays sliced per request without a scan."""
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        counted = events.loc[events["event_type"].isin(list(COUNTED)) & events["item_id"].notna(), _COLUMNS]
+        counted = counted.sort_values(["user_id", "event_time"], kind="stable", ignore_index=True)
+        codes, users = pd.factorize(counted["user_id"])  # sorted input: codes ascend
+        self.users = pd.Index(users)
+        self.offsets = np.searchsorted(codes, np.arange(len(users) + 1))
+        self.events = UserEvents.of(counted)  # every user's rows, in (user, time) order
+
+    @classmethod
+    def from_store(cls, settings: Settings) -> UserHistories:
+        events = read_table(settings.events_dir, schema.EVENT_SCHEMA)
+        identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+        return cls(attach_user_ids(events, identity))
+
+    def user_events(self, user_id: str) -> UserEvents:
+        row = self.users.get_indexer([user_id])[0]
+        lo, hi = (self.offsets[row], self.offsets[row + 1]) if row >= 0 else (0, 0)
+        every = self.events
+        return UserEvents(every.item[lo:hi], every.kind[lo:hi], every.session[lo:hi], every.time_ns[lo:hi])
+
+    def features(self, user_id: str, item_ids: np.ndarray, now: datetime) -> np.ndarray:
+        """(len(item_ids), HISTORY_FEATURES): showing each of `item_ids` to the user at `now`, in order."""
+        stamp = pd.Timestamp(now)
+        past = self.user_events(user_id).before(stamp.value)
+        session = NEW_SESSION
+        if past.time_ns.size and stamp.value - past.time_ns[-1] <= SESSION_GAP.value:
+            session = past.session[-1]
+        return history_at(past, np.asarray(item_ids, dtype=object), stamp, session)
