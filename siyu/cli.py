@@ -16,6 +16,7 @@ from serving.cli import serve
 from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
 from training.cli import app as train_app
+from training.registry_cli import models_app, promote
 from training.sequence.cli import bootstrap_sequence, evaluate_app, train_sequence, tune_app
 
 app = typer.Typer(help="siyu: recommendation and dynamic pricing for private-domain retail.", no_args_is_help=True)
@@ -28,6 +29,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(price_app, name="price")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(tune_app, name="tune")
+app.command("promote")(promote)
+app.add_typer(models_app, name="models")
 app.command("serve")(serve)
 
 

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     pricing_ladder_low: float = Field(0.5, gt=0, description="(fraction of today's price) lowest ladder price")
     pricing_ladder_high: float = Field(1.2, gt=0, description="(fraction of today's price) highest ladder price")
     pricing_ladder_steps: int = Field(15, ge=2, le=100, description="(int) prices on the default ladder")
+    promote_auc_margin: float = Field(
+        0.001, ge=0, description="(AUC) how much a conversion challenger must beat the champion by to replace it"
+    )
+    promote_ndcg_margin: float = Field(
+        0.002, ge=0, description="(NDCG@10) how much a decision-path challenger must beat the champion by"
+    )
     seed: int = Field(42, description="(int) default random seed for generation and training")
     api_key: str = Field("dev-pricing-key", description="(str) key the pricing endpoint requires in `X-API-Key`")
     host: str = Field("127.0.0.1", description="(str) address `siyu serve` binds")

@@ -112,7 +112,11 @@ def load_truth(settings: Settings) -> pd.DataFrame | None:
 
 
 def train_and_register(
-    settings: Settings, params: dict | None = None, max_rows: int | None = 400_000, console: Console | None = None
+    settings: Settings,
+    params: dict | None = None,
+    max_rows: int | None = 400_000,
+    console: Console | None = None,
+    features: tuple[str, ...] = MODEL_FEATURES,
 ) -> ConversionResult:
     console = console or Console(stderr=True)
     store = feature_store(settings)
@@ -124,16 +128,16 @@ def train_and_register(
     use_tracking(settings, EXPERIMENT)
     started = time.perf_counter()
     with console.status(f"training LightGBM on {len(train):,} rows"):
-        booster = fit(train, params, seed=settings.seed)
+        booster = fit(train, params, seed=settings.seed, features=features)
     train_seconds = time.perf_counter() - started
-    metrics = evaluate(booster, holdout, load_truth(settings)) | {
+    metrics = evaluate(booster, holdout, load_truth(settings), features=features) | {
         "train_seconds": train_seconds,
         "train_rows": float(len(train)),
         "best_iteration": float(booster.best_iteration),
     }
     inputs = [*settings.events_dir.glob("*.parquet"), *source_paths(settings).values()]
     with mlflow.start_run(run_name="conversion-lightgbm") as run:
-        mlflow.log_params({**DEFAULT_PARAMS, **(params or {}), "features": ",".join(MODEL_FEATURES)})
+        mlflow.log_params({**DEFAULT_PARAMS, **(params or {}), "features": ",".join(features)})
         mlflow.log_params({"cutoff": str(data.cutoff), "data_version": data_version(inputs), "seed": settings.seed})
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         info = mlflow.lightgbm.log_model(
