@@ -31,13 +31,17 @@ class PathSuggestions:
     co_occurring: list[str] = field(default_factory=list)  # item-kNN over the user's recent steps
     intent: float | None = None  # P(the user's latest session ends in a purchase); None without a model
     steps: int = 0  # how many stored steps the user has
+    model_version: str | None = None  # the decision-path model version that read the path, when one did
 
 
 class DecisionPaths:
     """Every user's stored steps, the co-occurrence index over them and, given a model, their model view."""
 
-    def __init__(self, data: SequenceData, model: SASRecRecommender | None = None) -> None:
+    def __init__(
+        self, data: SequenceData, model: SASRecRecommender | None = None, model_version: str | None = None
+    ) -> None:
         self.data = data
+        self.model_version = model_version
         self.users = pd.Index(data.user_ids)
         self.item_ids = np.asarray([str(v) for v in data.item_vocab], dtype=object)
         self.co_occurrence = co_occurrence(data)
@@ -49,9 +53,11 @@ class DecisionPaths:
             self.model_item_ids = np.asarray([str(v) for v in model.item_vocab], dtype=object)
 
     @classmethod
-    def from_store(cls, settings: Settings, model: SASRecRecommender | None = None) -> DecisionPaths:
+    def from_store(
+        cls, settings: Settings, model: SASRecRecommender | None = None, model_version: str | None = None
+    ) -> DecisionPaths:
         """From the event log under settings.data_dir (raises SequenceDataError when it holds no steps)."""
-        return cls(from_events(settings), model)
+        return cls(from_events(settings), model, model_version)
 
     def suggest(self, user_id: str, n: int) -> PathSuggestions:
         """Up to n items from each source for `user_id`; empty for a user with no stored steps."""
@@ -70,6 +76,7 @@ class DecisionPaths:
             scores, intent = self.model.read(path, only, path.lengths, now=time.time())
             suggestions.next_items = _best(scores[0], self.model_item_ids, n)
             suggestions.intent = float(intent[0])
+            suggestions.model_version = self.model_version
         return suggestions
 
 

@@ -30,7 +30,7 @@ from training.dataset import ITEM_MODEL_FEATURES, add_context_features
 from training.impression_history import HISTORY_FEATURES
 from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
-from training.sequence.registry import load_champion as load_sequence_champion
+from training.sequence.registry import load_version as load_sequence_version
 
 MAX_CANDIDATES = 500  # most popular in-stock items scored per request
 PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co-occurrence
@@ -120,6 +120,22 @@ class Catalog:
         return np.asarray(rows, dtype=np.int64), reasons
 
 
+@dataclass(frozen=True)
+class ConversionChampion:
+    """One conversion model version and the feature columns it was trained on, swapped in as a unit."""
+
+    version: str
+    booster: lgb.Booster
+    features: list[str]  # by name: an older champion keeps working after the feature list grows
+
+    @classmethod
+    def load(cls, settings: Settings, version: str) -> ConversionChampion:
+        use_registry(settings)
+        # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
+        booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
+        return cls(version, booster, booster.feature_name())
+
+
 class Ranker:
     """Holds the champion models, the Feast store, the item table and users' paths for the service's lifetime."""
 
@@ -131,35 +147,56 @@ class Ranker:
                 f"no @{CHAMPION} version of '{settings.conversion_model_name}' in {settings.mlflow_tracking_uri}:"
                 " run `siyu train conversion` (or `make serve`, which bootstraps one)"
             )
-        self.model_version = version
-        use_registry(settings)
-        # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
-        self.booster: lgb.Booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
-        # The columns the champion was trained on, by name: an older champion keeps working after the list grows.
-        self.features: list[str] = self.booster.feature_name()
+        self.champion = ConversionChampion.load(settings, version)
         self.sequence_model_version = alias_version(settings, settings.sequence_model_name, CHAMPION)
         self.sequence_model: SASRecRecommender | None = None
         if self.sequence_model_version is not None:
-            self.sequence_model = load_sequence_champion(settings)
+            self.sequence_model = load_sequence_version(settings, self.sequence_model_version)
         self.store: FeatureStore = feature_store(settings)
         self.catalog = Catalog.from_items(latest_item_table(settings))
         self.paths: DecisionPaths | None = None
         self.histories: UserHistories | None = None
         self.paths_note: str | None = None
+        self.registry_note: str | None = None
         self._paths_version: tuple[tuple[str, int, int], ...] = ()
         self._refresh_paths()
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
+
+    @property
+    def model_version(self) -> str:
+        return self.champion.version
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.settings.item_refresh_seconds):
             self.refresh()
 
     def refresh(self) -> None:
-        """Reload the item table and users' paths from the store; on a failure keep serving what we have."""
+        """Reload champions, the item table and users' paths; on a failure keep serving what we have."""
+        self._reload_champions()
         with contextlib.suppress(OSError, ValueError, KeyError):  # the next tick tries again
             self.catalog = Catalog.from_items(latest_item_table(self.settings))
         self._refresh_paths()
+
+    def _reload_champions(self) -> None:
+        """Follow the @champion aliases: a promoted version is loaded beside the old one, then swapped in.
+
+        Requests hold the champion they started with (one reference read), so none mixes two versions.
+        """
+        settings = self.settings
+        try:
+            version = alias_version(settings, settings.conversion_model_name, CHAMPION)
+            if version is not None and version != self.champion.version:
+                self.champion = ConversionChampion.load(settings, version)
+            sequence = alias_version(settings, settings.sequence_model_name, CHAMPION)
+            if sequence is not None and sequence != self.sequence_model_version:
+                self.sequence_model = load_sequence_version(settings, sequence)
+                self.sequence_model_version = sequence
+                self._paths_version = ()  # paths are read by the model: rebuild them with the new one
+        except Exception as exc:  # an unreachable registry or unreadable artifact: keep serving the loaded models
+            self.registry_note = f"model registry unavailable, serving the loaded versions: {type(exc).__name__}"
+            return
+        self.registry_note = None
 
     def _refresh_paths(self) -> None:
         """Rebuild users' paths, unless the event log is file for file what they were built from."""
@@ -167,7 +204,7 @@ class Ranker:
             version = log_version(self.settings)
             if self.paths is not None and version == self._paths_version:
                 return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same paths
-            paths = DecisionPaths.from_store(self.settings, self.sequence_model)
+            paths = DecisionPaths.from_store(self.settings, self.sequence_model, self.sequence_model_version)
             histories = UserHistories.from_store(self.settings)
         except (SequenceDataError, OSError, ValueError, KeyError) as exc:
             self.paths_note = f"users' paths unavailable: {exc}"
@@ -200,7 +237,7 @@ class Ranker:
     def recommend(
         self, user_id: str, k: int, channel: str = "mini_program", now: datetime | None = None
     ) -> RecommendResult:
-        catalog = self.catalog
+        catalog, champion = self.catalog, self.champion
         try:
             user = self.user_row(user_id)
             known = any(value is not None for value in user.values())
@@ -212,7 +249,7 @@ class Ranker:
                 degraded=True,
                 notes=[f"online store unavailable: {type(exc).__name__}"],
             )
-        notes = [self.paths_note] if self.paths_note else []
+        notes = [note for note in (self.paths_note, self.registry_note) if note]
         try:
             suggestions = self.suggest(user_id)
         except Exception as exc:  # path retrieval never fails a request: popularity still proposes candidates
@@ -221,7 +258,7 @@ class Ranker:
         if affinity is None:
             if suggestions.steps == 0:
                 return RecommendResult(
-                    self.popular(k), fallback="popular", model_version=self.model_version, notes=["unknown user"]
+                    self.popular(k), fallback="popular", model_version=champion.version, notes=["unknown user"]
                 )
             # Events but no features yet (they arrived after the last materialisation): rank from the path.
             affinity = pd.DataFrame(columns=list(USER_CATEGORY_FEATURES), dtype=float)
@@ -230,15 +267,15 @@ class Ranker:
             (suggestions.next_items, Source.NEXT_ON_PATH), (suggestions.co_occurring, Source.CO_OCCURRING)
         )
         if rows.size == 0:
-            return RecommendResult([], fallback="popular", model_version=self.model_version, notes=["nothing in stock"])
-        scores = self._purchase_probabilities(catalog, rows, user_id, user, affinity, channel, now)
+            return RecommendResult([], fallback="popular", model_version=champion.version, notes=["nothing in stock"])
+        scores = self._purchase_probabilities(champion, catalog, rows, user_id, user, affinity, channel, now)
         top = np.argsort(-scores, kind="stable")[:k]
         return RecommendResult(
             [Recommendation(str(catalog.in_stock["item_id"][rows[i]]), float(scores[i]), reasons[i]) for i in top],
-            model_version=self.model_version,
+            model_version=champion.version,
             notes=notes,
             intent=suggestions.intent,
-            sequence_model_version=self.sequence_model_version if suggestions.intent is not None else None,
+            sequence_model_version=suggestions.model_version,
         )
 
     def suggest(self, user_id: str) -> PathSuggestions:
@@ -247,6 +284,7 @@ class Ranker:
 
     def _purchase_probabilities(
         self,
+        champion: ConversionChampion,
         catalog: Catalog,
         rows: np.ndarray,
         user_id: str,
@@ -277,4 +315,4 @@ class Ranker:
         else:  # no log read yet: LightGBM takes its missing-value branches
             frame[list(HISTORY_FEATURES)] = np.nan
         # One thread: for a few hundred rows, thread start-up costs more than it saves.
-        return self.booster.predict(frame[self.features].to_numpy(dtype=np.float64), num_threads=1)
+        return champion.booster.predict(frame[champion.features].to_numpy(dtype=np.float64), num_threads=1)

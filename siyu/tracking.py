@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +95,39 @@ def load_champion_pyfunc(settings: Settings, name: str, how_to_train: str) -> tu
 
 
 def data_version(paths: list[Path]) -> str:
-    """A short fingerprint of the input files (name, size, mtime) logged with every run."""
+    """A short content fingerprint of the input files (names and bytes), logged with every run.
+
+    Content rather than modification times, so the same data copied elsewhere or regenerated from the same
+    seed gives the same fingerprint, and two runs that differ in it really saw different data.
+    """
     digest = hashlib.sha256()
     for path in sorted(paths):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def code_version() -> str:
+    """The git commit this code runs from (with "-dirty" for uncommitted changes), else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return f"siyu=={importlib.metadata.version('siyu')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -20,7 +20,7 @@ from rich.console import Console
 from features.repo import feature_store, source_paths
 from siyu.metrics import auc, expected_calibration_error, logloss
 from siyu.settings import Settings
-from siyu.tracking import Registration, data_version, register_first_aliases, use_tracking
+from siyu.tracking import Registration, code_version, data_version, register_first_aliases, use_tracking
 from training.dataset import MODEL_FEATURES, PRICE_FEATURES, TrainingSet, build_training_set
 
 EXPERIMENT = "conversion"
@@ -139,6 +139,7 @@ def train_and_register(
     with mlflow.start_run(run_name="conversion-lightgbm") as run:
         mlflow.log_params({**DEFAULT_PARAMS, **(params or {}), "features": ",".join(features)})
         mlflow.log_params({"cutoff": str(data.cutoff), "data_version": data_version(inputs), "seed": settings.seed})
+        mlflow.log_param("code_version", code_version())
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         info = mlflow.lightgbm.log_model(
             booster,

@@ -24,7 +24,14 @@ from pricing.demand.evaluation import _scored, expected_sales, time_split
 from pricing.demand.fit import fit_demand
 from pricing.demand.model import DemandModel
 from siyu.settings import Settings
-from siyu.tracking import Registration, data_version, load_champion_pyfunc, register_first_aliases, use_tracking
+from siyu.tracking import (
+    Registration,
+    code_version,
+    data_version,
+    load_champion_pyfunc,
+    register_first_aliases,
+    use_tracking,
+)
 
 
 class DemandPyfunc(mlflow.pyfunc.PythonModel):
@@ -121,7 +128,12 @@ def train_and_register(
         model_dir = model.save(Path(tmp) / "demand_model")
         mlflow.log_params({k: str(v) for k, v in asdict(cfg).items()})
         mlflow.log_params(
-            {"cutoff": str(cutoff), "data_version": data_version(inputs), "last_date": str(model.last_date)}
+            {
+                "cutoff": str(cutoff),
+                "data_version": data_version(inputs),
+                "code_version": code_version(),
+                "last_date": str(model.last_date),
+            }
         )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         elasticities = model.elasticity_table()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from siyu.cli import app
 from siyu.settings import Settings
-from siyu.tracking import CHALLENGER, CHAMPION, alias_version
+from siyu.tracking import CHALLENGER, CHAMPION, alias_version, client
 from training.conversion import train_and_register
 from training.dataset import MODEL_FEATURES
 
@@ -104,3 +104,25 @@ def test_the_decision_path_gate_judges_both_versions_on_todays_questions(registr
     again = _promote("sequence", "--version", untrained.version)
     assert again.exit_code == 1 and "below the margin" in again.output
     assert alias_version(registry, name, CHAMPION) == trained.version
+
+
+def test_a_running_ranker_follows_the_champion_alias(registry: Settings) -> None:
+    """A promotion reaches a live ranker on its next refresh tick, with no restart, and answers name it."""
+    from serving.ranker import Ranker
+
+    name = registry.conversion_model_name
+    first = alias_version(registry, name, CHAMPION) or train_and_register(registry).version
+    ranker = Ranker(registry)
+    try:
+        user = str(ranker.paths.data.user_ids[ranker.paths.data.lengths.argmax()])
+        assert ranker.recommend(user, k=3).model_version == first
+        newer = train_and_register(registry).version
+        client(registry).set_registered_model_alias(name, CHAMPION, newer)
+        assert ranker.model_version == first  # nothing changes between ticks
+        ranker.refresh()
+        assert ranker.model_version == newer
+        result = ranker.recommend(user, k=3)
+        assert result.model_version == newer and len(result.items) == 3
+    finally:
+        ranker.close()
+        client(registry).set_registered_model_alias(name, CHAMPION, first)

@@ -7,15 +7,11 @@ challenger trained after.
 
 from __future__ import annotations
 
-import mlflow
-
 from siyu.settings import Settings
-from siyu.tracking import use_registry
 from training.promotion import PromotionError, Rule, Scorer
 from training.sequence.data import SequenceDataError, leave_last_out
 from training.sequence.evaluation import evaluate
-from training.sequence.recommender import SASRecRecommender
-from training.sequence.registry import read_sequences
+from training.sequence.registry import load_version, read_sequences
 
 
 def sequence_rule(settings: Settings) -> Rule:
@@ -26,12 +22,6 @@ def sequence_rule(settings: Settings) -> Rule:
         tolerance=0.002,
         higher_is_better={"valid_ndcg10": True, "valid_hr10": True, "valid_mrr": True, "questions": True},
     )
-
-
-def load_version(settings: Settings, version: str) -> SASRecRecommender:
-    use_registry(settings)
-    wrapper = mlflow.pyfunc.load_model(f"models:/{settings.sequence_model_name}/{version}").unwrap_python_model()
-    return wrapper.recommender
 
 
 def sequence_scorer(settings: Settings, challenger: str, champion: str | None) -> Scorer:

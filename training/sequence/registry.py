@@ -21,7 +21,15 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 from siyu.settings import Settings
-from siyu.tracking import Registration, data_version, load_champion_pyfunc, register_first_aliases, use_tracking
+from siyu.tracking import (
+    Registration,
+    code_version,
+    data_version,
+    load_champion_pyfunc,
+    register_first_aliases,
+    use_registry,
+    use_tracking,
+)
 from training.sequence.data import ACTIONS, SequenceData, Split, from_steps
 from training.sequence.evaluation import evaluate
 from training.sequence.model import SequenceModelConfig
@@ -240,13 +248,20 @@ def train_and_register(
     use_tracking(settings, EXPERIMENT)
     with mlflow.start_run(run_name="sequence-sasrec"):
         mlflow.log_params({k: str(v) for k, v in config.model_dump().items()})
-        mlflow.log_params({"data_version": fingerprint, "split": split.kind})
+        mlflow.log_params({"data_version": fingerprint, "split": split.kind, "code_version": code_version()})
         recommender.fit(split)
         result = recommender.result
         mlflow.log_metrics({"train_seconds": result.train_seconds, "sequences_per_second": result.sequences_per_second})
         for record in result.history:
             mlflow.log_metric("valid_ndcg10_epoch", record.valid_ndcg10, step=record.epoch)
         return log_and_register(settings, recommender, split)
+
+
+def load_version(settings: Settings, version: str) -> SASRecRecommender:
+    """One registered version of the decision-path model (the champion gate and hot reload pick versions)."""
+    use_registry(settings)
+    wrapper = mlflow.pyfunc.load_model(f"models:/{settings.sequence_model_name}/{version}").unwrap_python_model()
+    return wrapper.recommender
 
 
 def load_champion(settings: Settings) -> SASRecRecommender:
