@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from features import repo
+from siyu.memory import peak_rss
 from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
 from training.conversion import train_and_register
+from training.conversion_evaluation import evaluate_conversion
 from training.pipeline import build_features
 from training.sequence.data import leave_last_out
 from training.sequence.intent_uplift import intent_uplift
@@ -35,7 +37,9 @@ def prepare(quick: bool, root: Path) -> tuple[Settings, dict, list[str]]:
     gen = generate_world(world, settings, progress=False)
     build_features(settings)
     repo.materialize(settings)
-    result = train_and_register(settings)
+    with peak_rss() as memory:
+        result = train_and_register(settings)
+    evaluated = evaluate_conversion(settings, root / "conversion-evaluation", result.version).report
     # /recommend retrieves from users' paths with the registered decision-path model (the serving area).
     sequences, fingerprint = read_sequences(settings)
     config = SequenceModelConfig(budget_seconds=PATH_MODEL_BUDGET_SECONDS[quick])
@@ -51,6 +55,13 @@ def prepare(quick: bool, root: Path) -> tuple[Settings, dict, list[str]]:
         "rows": int(m["train_rows"] + m["holdout_rows"]),
         "holdout_rows": int(m["holdout_rows"]),
         "train_seconds": round(m["train_seconds"], 2),
+        "peak_rss_mb": round(memory.peak_mb),
+        "brier": evaluated["brier"],
+        "by_history": {
+            group: {k: entry[k] for k in ("auc", "oracle_auc", "logloss", "oracle_logloss", "rows") if k in entry}
+            for group, entry in evaluated["by_history"].items()  # type: ignore[union-attr]
+        },
+        "top_decile_lift": evaluated["lift"][0]["lift"],  # type: ignore[index]
     }
     notes = [
         f"world: {world.users:,} users x {world.items:,} items x {world.days} days = {gen.events:,} events",

@@ -15,7 +15,9 @@ from pricing.cli import bootstrap_demand, train_demand
 from serving.cli import serve
 from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
+from tiers.cli import app as tiers_app
 from training.cli import app as train_app
+from training.cli import evaluate_conversion
 from training.registry_cli import models_app, promote
 from training.sequence.cli import bootstrap_sequence, evaluate_app, train_sequence, tune_app
 
@@ -27,9 +29,11 @@ train_app.command("demand")(train_demand)
 train_app.command("sequence")(train_sequence)
 app.add_typer(train_app, name="train")
 app.add_typer(price_app, name="price")
+evaluate_app.command("conversion")(evaluate_conversion)
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(tune_app, name="tune")
 app.command("promote")(promote)
+app.add_typer(tiers_app, name="tiers")
 app.add_typer(models_app, name="models")
 app.command("serve")(serve)
 

@@ -73,6 +73,22 @@ def trained_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     repo.feature_store(system).teardown()
 
 
+@pytest.fixture(scope="module")
+def registry(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The trained system's data and online store with an empty model registry of its own, set in the env so
+    CLI commands read it: tests that register and promote never move the shared system's champions."""
+    system, _ = trained_system
+    root = tmp_path_factory.mktemp("private-registry")
+    settings = system.model_copy(
+        update={"mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow_artifact_root": root / "artifacts"}
+    )
+    patch = pytest.MonkeyPatch()
+    for name in ("data_dir", "mlflow_tracking_uri", "mlflow_artifact_root", "feast_project", "online_store"):
+        patch.setenv(f"SIYU_{name.upper()}", str(getattr(settings, name)))
+    yield settings
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def server(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """The BentoML server over the trained system, shared by every HTTP test and always stopped."""

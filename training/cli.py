@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,3 +25,38 @@ def train_conversion(
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(result.summary())
+
+
+def evaluate_conversion(
+    version: Annotated[str | None, typer.Option(help="model version to evaluate (default: @champion)")] = None,
+    out: Annotated[Path, typer.Option(help="directory for evaluation.md/.json and the plots")] = Path(
+        "reports/conversion-evaluation"
+    ),
+    data_dir: DataDir = None,
+) -> None:
+    """Score a conversion model on today's holdout: AUC, log loss, ECE, Brier and lift, by user history."""
+    from rich.table import Table
+
+    from training.conversion_evaluation import evaluate_conversion as run
+
+    try:
+        result = run(settings_for(data_dir), out, version)
+    except (LookupError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    report = result.report
+    table = Table(title=f"conversion v{result.version} on today's holdout")
+    columns = ("rows", "auc", "oracle_auc", "logloss", "ece", "brier")
+    table.add_column("users")
+    for column in columns:
+        table.add_column(column, justify="right")
+    groups = {"all": report, **report["by_history"]}  # type: ignore[dict-item]
+    for name, entry in groups.items():
+        table.add_row(name, *(_cell(entry.get(c)) for c in columns))
+    console.print(table)
+    console.print(f"report: {out / 'evaluation.md'} (plots beside it; also logged to MLflow)")
+
+
+def _cell(value: object) -> str:
+    if not isinstance(value, float):
+        return "-"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.4f}"

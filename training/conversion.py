@@ -95,13 +95,23 @@ def evaluate(
         "holdout_rows": float(len(holdout)),
         "holdout_positive_rate": float(labels.mean()),
     }
-    if truth is not None and not truth.empty:
-        oracle = holdout[["session_id", "item_id", "label"]].merge(truth, on=["session_id", "item_id"], how="inner")
-        if len(oracle) == len(holdout):
-            p = (oracle["true_purchase_prob"] * oracle["in_stock"]).to_numpy()
-            metrics["oracle_auc"] = auc(oracle["label"].to_numpy(), p)
-            metrics["oracle_logloss"] = logloss(oracle["label"].to_numpy(), p)
+    oracle = oracle_probabilities(holdout, truth)
+    if oracle is not None:
+        metrics["oracle_auc"] = auc(labels, oracle)
+        metrics["oracle_logloss"] = logloss(labels, oracle)
     return metrics
+
+
+def oracle_probabilities(holdout: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray | None:
+    """The world's true P(purchase) of each holdout row (x in stock), in row order; None without full truth."""
+    if truth is None or truth.empty:
+        return None
+    keys = holdout[["session_id", "item_id"]].reset_index(drop=True).assign(_row=np.arange(len(holdout)))
+    joined = keys.merge(truth.drop_duplicates(["session_id", "item_id"]), on=["session_id", "item_id"], how="inner")
+    if len(joined) != len(holdout):
+        return None
+    joined = joined.sort_values("_row")
+    return (joined["true_purchase_prob"] * joined["in_stock"]).to_numpy()
 
 
 def load_truth(settings: Settings) -> pd.DataFrame | None:

@@ -3,8 +3,6 @@ store with a registry of their own (the shared system's champions are never move
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from typer.testing import CliRunner
 
@@ -18,21 +16,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 runner = CliRunner()
 # A model that can barely learn: two leaves, a tiny step, few rounds' worth of progress.
 WEAK = {"num_leaves": 2, "learning_rate": 0.002}
-
-
-@pytest.fixture(scope="module")
-def registry(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The trained system's data and online store, with an empty registry; the CLI reads it from the env."""
-    system, _ = trained_system
-    root = tmp_path_factory.mktemp("promotion-registry")
-    settings = system.model_copy(
-        update={"mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "mlflow_artifact_root": root / "artifacts"}
-    )
-    patch = pytest.MonkeyPatch()
-    for field in ("data_dir", "mlflow_tracking_uri", "mlflow_artifact_root", "feast_project", "online_store"):
-        patch.setenv(f"SIYU_{field.upper()}", str(getattr(settings, field)))
-    yield settings
-    patch.undo()
 
 
 def _promote(*args: str):

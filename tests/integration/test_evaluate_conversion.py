@@ -1,0 +1,41 @@
+"""`siyu evaluate conversion` on the real trained system: the report files, the MLflow run, clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from siyu.cli import app
+from siyu.settings import Settings
+from siyu.tracking import use_tracking
+from training.conversion import EXPERIMENT, train_and_register
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+runner = CliRunner()
+
+
+def test_the_champion_is_evaluated_by_history_with_the_oracle(registry: Settings, tmp_path: Path) -> None:
+    version = train_and_register(registry).version
+    result = runner.invoke(app, ["evaluate", "conversion", "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["version"] == version
+    assert set(report["by_history"]) == {"none", "1-4", "5+"}
+    assert report["oracle_auc"] > report["auc"] > 0.55
+    assert sum(g["rows"] for g in report["by_history"].values()) == report["rows"]
+    for name in ("evaluation.md", "reliability.png", "lift.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "5+" in result.output and "oracle_auc" in result.output
+    use_tracking(registry, EXPERIMENT)
+    runs = mlflow.search_runs(filter_string=f"attributes.run_name = 'evaluate-v{version}'")
+    assert len(runs) >= 1 and runs["metrics.auc"].iloc[0] == pytest.approx(report["auc"])
+
+
+def test_an_unknown_version_fails_with_one_sentence(registry: Settings, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "conversion", "--version", "404", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "404" in result.output and "Traceback" not in result.output

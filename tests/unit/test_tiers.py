@@ -1,0 +1,83 @@
+"""User tiers on a generated world: the command, point-in-time profiles, data-driven thresholds, clear failures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from siyu.cli import app
+from siyu.settings import Settings
+from tests.conftest import make_settings
+from tiers.build import read_log
+from tiers.profile import PROFILE_COLUMNS, user_profiles, visit_gaps
+from tiers.segments import LIFECYCLE, VALUE_TIERS, TierConfig, assign_tiers
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def world(small_world: Settings, tmp_path: Path) -> Settings:
+    """A private copy of the small world (the build writes its tiers into the data directory)."""
+    copy = make_settings(tmp_path)
+    shutil.copytree(small_world.data_dir, copy.data_dir)
+    return copy
+
+
+def test_build_writes_every_users_tiers_and_reports_against_the_truth(world: Settings) -> None:
+    result = runner.invoke(
+        app, ["tiers", "build", "--horizon", "7", "--data-dir", str(world.data_dir)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    written = list((world.data_dir / "tiers").glob("tiers-*.parquet"))
+    assert len(written) == 1
+    tiers = pd.read_parquet(written[0])
+    events, _ = read_log(world)
+    assert set(tiers["user_id"]) == set(events["user_id"])
+    assert set(tiers["value_tier"]) <= set(VALUE_TIERS) and set(tiers["lifecycle"]) <= set(LIFECYCLE)
+    assert tiers["churn_risk"].between(0, 1).all()
+    for phrase in ("value tiers", "forward-in-time AUC", "lifecycle vs the world's truth", "dormant after"):
+        assert phrase in result.output
+
+
+def test_profiles_read_only_the_past(world: Settings) -> None:
+    events, items = read_log(world)
+    as_of = events["event_time"].min().floor("D") + pd.Timedelta(days=10)
+    full = user_profiles(events, items, as_of)
+    cut = user_profiles(events[events["event_time"] < as_of], items, as_of)
+    pd.testing.assert_frame_equal(full, cut)
+    assert list(full.columns) == list(PROFILE_COLUMNS) and (full["days_since_visit"] >= 0).all()
+
+
+def test_thresholds_follow_the_configuration(world: Settings) -> None:
+    events, items = read_log(world)
+    as_of = events["event_time"].max().floor("D")
+    profiles, gaps = user_profiles(events, items, as_of), visit_gaps(events, as_of)
+    few, _ = assign_tiers(profiles, gaps, TierConfig(core_share=0.1))
+    many, _ = assign_tiers(profiles, gaps, TierConfig(core_share=0.4))
+    buyers = profiles["frequency_90d"] > 0
+    assert (few["value_tier"] == "core").sum() == pytest.approx(0.1 * buyers.sum(), abs=3)
+    assert (many["value_tier"] == "core").sum() > (few["value_tier"] == "core").sum()
+    strict, t_strict = assign_tiers(profiles, gaps, TierConfig(gap_quantile=0.6))
+    loose, t_loose = assign_tiers(profiles, gaps, TierConfig(gap_quantile=0.99))
+    assert t_strict.dormant_after_days <= t_loose.dormant_after_days
+    assert (strict["lifecycle"] == "dormant").sum() >= (loose["lifecycle"] == "dormant").sum()
+    assert np.isin(few.loc[~buyers, "value_tier"], ["potential", "silent"]).all()  # no buyer, never core
+
+
+def test_a_date_before_any_event_and_an_empty_log_are_refused(world: Settings, tmp_path: Path) -> None:
+    early = runner.invoke(app, ["tiers", "build", "--as-of", "2001-01-01", "--data-dir", str(world.data_dir)])
+    assert early.exit_code == 1 and "no user has an event before 2001-01-01" in early.output
+    empty = runner.invoke(app, ["tiers", "build", "--data-dir", str(tmp_path / "nothing-here")])
+    assert empty.exit_code == 1 and "generate or import data first" in empty.output
+    assert not (world.data_dir / "tiers").exists()
+
+
+def test_a_log_too_short_for_churn_still_builds_tiers(world: Settings) -> None:
+    result = runner.invoke(app, ["tiers", "build", "--horizon", "60", "--data-dir", str(world.data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "no churn risk" in result.output and "shorter --horizon" in result.output

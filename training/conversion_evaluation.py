@@ -1,0 +1,74 @@
+"""`siyu evaluate conversion`: a registered conversion model scored on today's time-based holdout.
+
+The holdout is the same point-in-time set training builds (its last 20% of impressions in time). The
+report (Markdown, JSON and two plots) goes to a directory and to an MLflow run beside the model's own,
+so the numbers a person reads are the numbers the registry keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from features.repo import feature_store
+from siyu.settings import Settings
+from siyu.tracking import CHAMPION, alias_version, use_tracking
+from training.conversion import EXPERIMENT, load_truth, oracle_probabilities
+from training.conversion_contest import load_version
+from training.conversion_report import evaluation, markdown, plot_lift, plot_reliability
+from training.dataset import build_training_set
+
+
+@dataclass
+class ConversionEvaluation:
+    version: str
+    report: dict[str, object]
+    files: list[Path]
+
+
+def evaluate_conversion(settings: Settings, out_dir: Path, version: str | None = None) -> ConversionEvaluation:
+    """Score `version` (default: @champion) on today's holdout; write and log the report.
+
+    Raises LookupError when there is no such model, ValueError when the holdout is empty or one-class.
+    """
+    version = version or alias_version(settings, settings.conversion_model_name, CHAMPION)
+    if version is None:
+        raise LookupError(f"no @{CHAMPION} conversion model is registered: run `siyu train conversion` first")
+    booster = load_version(settings, version)
+    holdout = build_training_set(settings, feature_store(settings), seed=settings.seed).holdout
+    if holdout.empty or holdout["label"].nunique() < 2:
+        raise ValueError("the holdout has no rows or only one class: there is nothing to evaluate on")
+    missing = [f for f in booster.feature_name() if f not in holdout.columns]
+    if missing:
+        raise ValueError(f"version {version} needs features today's pipeline does not build: {missing}")
+    labels = holdout["label"].to_numpy()
+    probs = booster.predict(holdout[booster.feature_name()])
+    oracle = oracle_probabilities(holdout, load_truth(settings))
+    report = evaluation(labels, probs, holdout["user_sessions_before"].to_numpy(), oracle)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notes = [
+        f"model {settings.conversion_model_name} version {version}; holdout = the last 20% of online views in time"
+        f" ({len(holdout):,} rows)",
+        "oracle = the world's true purchase probability x in stock" if oracle is not None else "no oracle: real data",
+    ]
+    files = [
+        plot_reliability(labels, probs, out_dir / "reliability.png", oracle),
+        plot_lift(report["lift"], out_dir / "lift.png"),  # type: ignore[arg-type]
+    ]
+    (out_dir / "evaluation.md").write_text(markdown(report, "conversion evaluation", notes))
+    (out_dir / "evaluation.json").write_text(json.dumps({"version": version, **report}, indent=2, default=float))
+    files += [out_dir / "evaluation.md", out_dir / "evaluation.json"]
+    use_tracking(settings, EXPERIMENT)
+    with mlflow.start_run(run_name=f"evaluate-v{version}"):
+        mlflow.log_param("model_version", version)
+        flat = {k: v for k, v in report.items() if isinstance(v, float) and np.isfinite(v)}
+        for group, entry in report["by_history"].items():  # type: ignore[union-attr]
+            flat |= {f"{group}_{k}": v for k, v in entry.items() if np.isfinite(v)}
+        mlflow.log_metrics(flat)
+        for path in files:
+            mlflow.log_artifact(str(path))
+    return ConversionEvaluation(version, report, files)
