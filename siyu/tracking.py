@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import socket
 import subprocess
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +21,35 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+class RegistryUnavailable(RuntimeError):
+    """The MLflow backend cannot be reached; said at once rather than after MLflow's minutes of retries."""
+
+
+# Ports of the database servers MLflow can use as its backend, when the URI names none.
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, "https": 443}
+CONNECT_TIMEOUT_SECONDS = 3.0
+
+
 def _ensure_sqlite_dir(uri: str) -> None:
+    """Make a SQLite backend's directory; check that a server backend accepts connections at all."""
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return
+    parsed = urllib.parse.urlparse(uri)
+    scheme = parsed.scheme.split("+")[0]
+    if scheme not in _DEFAULT_PORTS:
+        return
+    host, port = parsed.hostname or "localhost", parsed.port or _DEFAULT_PORTS[scheme]
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        raise RegistryUnavailable(f"the model registry at {redacted(uri)} cannot be reached ({exc})") from exc
+
+
+def redacted(uri: str) -> str:
+    """`uri` with any password replaced by ***, for messages and logs."""
+    password = urllib.parse.urlparse(uri).password
+    return uri.replace(f":{password}@", ":***@") if password else uri
 
 
 def use_registry(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from siyu.cli_support import DataDir, console, fail, settings_for
+from siyu.tracking import RegistryUnavailable
 
 app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
 
@@ -22,7 +23,7 @@ def train_conversion(
 
     try:
         result = train_and_register(settings_for(data_dir), max_rows=max_rows, console=console)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RegistryUnavailable) as exc:
         raise fail(str(exc)) from exc
     console.print(result.summary())
 
@@ -41,7 +42,7 @@ def evaluate_conversion(
 
     try:
         result = run(settings_for(data_dir), out, version)
-    except (LookupError, ValueError, FileNotFoundError) as exc:
+    except (LookupError, ValueError, FileNotFoundError, RegistryUnavailable) as exc:
         raise fail(str(exc)) from exc
     report = result.report
     table = Table(title=f"conversion v{result.version} on today's holdout")

@@ -8,8 +8,10 @@ becomes @champion, later ones @challenger until `siyu promote` decides.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import mlflow
@@ -21,6 +23,7 @@ from features.repo import feature_store, source_paths
 from siyu.metrics import auc, expected_calibration_error, logloss
 from siyu.settings import Settings
 from siyu.tracking import Registration, code_version, data_version, register_first_aliases, use_tracking
+from training.conversion_artifacts import write_run_artifacts
 from training.dataset import MODEL_FEATURES, PRICE_FEATURES, TrainingSet, build_training_set
 
 EXPERIMENT = "conversion"
@@ -129,18 +132,24 @@ def train_and_register(
     features: tuple[str, ...] = MODEL_FEATURES,
 ) -> ConversionResult:
     console = console or Console(stderr=True)
+    use_tracking(settings, EXPERIMENT)  # an unreachable registry fails here, before minutes of data work
     store = feature_store(settings)
     with console.status("building the point-in-time training set"):
         data: TrainingSet = build_training_set(settings, store, max_rows=max_rows, seed=settings.seed)
     train, holdout = data.train, data.holdout
-    if train["label"].nunique() < 2 or holdout.empty:
-        raise ValueError(f"training set too small to learn from: {len(train)} train rows, {len(holdout)} holdout rows")
-    use_tracking(settings, EXPERIMENT)
+    if train.empty or holdout.empty:
+        raise ValueError(
+            f"training window too small to learn from: {len(train)} train rows, {len(holdout)} holdout rows"
+        )
+    if train["label"].nunique() < 2:
+        outcome = "bought" if train["label"].iat[0] else "not bought"
+        raise ValueError(f"all {len(train):,} training impressions were {outcome}: one class, nothing to learn")
     started = time.perf_counter()
     with console.status(f"training LightGBM on {len(train):,} rows"):
         booster = fit(train, params, seed=settings.seed, features=features)
     train_seconds = time.perf_counter() - started
-    metrics = evaluate(booster, holdout, load_truth(settings), features=features) | {
+    truth = load_truth(settings)
+    metrics = evaluate(booster, holdout, truth, features=features) | {
         "train_seconds": train_seconds,
         "train_rows": float(len(train)),
         "best_iteration": float(booster.best_iteration),
@@ -151,6 +160,9 @@ def train_and_register(
         mlflow.log_params({"cutoff": str(data.cutoff), "data_version": data_version(inputs), "seed": settings.seed})
         mlflow.log_param("code_version", code_version())
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_run_artifacts(booster, holdout, Path(tmp), oracle_probabilities(holdout, truth)):
+                mlflow.log_artifact(str(path))
         info = mlflow.lightgbm.log_model(
             booster,
             name="model",

@@ -85,6 +85,9 @@ def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
     )
     frame["price_vs_list"] = frame["price_shown"] / frame["list_price"]
     frame["price_vs_user_avg"] = frame["price_shown"] / frame["avg_paid_price_90d"]
+    # A zero list price or a user who only ever paid 0 would make a ratio infinite: unknown, not infinitely dear.
+    ratios = ["price_vs_list", "price_vs_user_avg"]
+    frame[ratios] = frame[ratios].replace([np.inf, -np.inf], np.nan)
     frame["hour"] = frame["event_timestamp"].dt.hour.astype(np.float32)
     frame["is_app"] = (frame["channel"] == "app").astype(np.float32)
     return frame

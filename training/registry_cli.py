@@ -27,6 +27,7 @@ def promote(
     data_dir: DataDir = None,
 ) -> None:
     """Make the challenger @champion only if it beats the champion on the same held-out rows (exit 1 if not)."""
+    from siyu.tracking import RegistryUnavailable
     from training.promotion import PromotionError, contenders, crown, judge
 
     settings = settings_for(data_dir)
@@ -46,7 +47,7 @@ def promote(
             challenger, champion = contenders(settings, name, version)
             with console.status("ranking today's validation questions with both versions"):
                 verdict = judge(name, challenger, champion, sequence_scorer(settings, challenger, champion), rule)
-    except PromotionError as exc:
+    except (PromotionError, RegistryUnavailable) as exc:
         raise fail(str(exc)) from exc
     table = Table(title=f"{name}: challenger v{verdict.challenger} vs champion v{verdict.champion or '-'}")
     for column in ("metric", "challenger", "champion"):
@@ -63,17 +64,20 @@ def promote(
 @models_app.command("list")
 def list_models(data_dir: DataDir = None) -> None:
     """Every registered model's versions, aliases and headline metrics."""
+    from siyu.tracking import RegistryUnavailable, redacted
     from training.model_listing import model_rows
 
     settings = settings_for(data_dir)
     try:
         rows = model_rows(settings)
-    except Exception as exc:  # the registry cannot be reached or read
-        raise fail(f"cannot read the model registry at {settings.mlflow_tracking_uri}: {exc}") from exc
+    except RegistryUnavailable as exc:
+        raise fail(str(exc)) from exc
+    except Exception as exc:  # reachable but unreadable (wrong schema, permissions)
+        raise fail(f"cannot read the model registry at {redacted(settings.mlflow_tracking_uri)}: {exc}") from exc
     if not rows:
         console.print("no registered models yet: run `siyu bootstrap` or `siyu train ...`")
         return
-    table = Table(title=f"models in {settings.mlflow_tracking_uri}")
+    table = Table(title=f"models in {redacted(settings.mlflow_tracking_uri)}")
     for column in ("model", "version", "aliases", "created", "metrics"):
         table.add_column(column)
     for row in rows:

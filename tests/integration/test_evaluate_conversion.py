@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from siyu.cli import app
 from siyu.settings import Settings
-from siyu.tracking import use_tracking
+from siyu.tracking import client, use_tracking
 from training.conversion import EXPERIMENT, train_and_register
+from training.dataset import MODEL_FEATURES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 runner = CliRunner()
@@ -39,3 +41,15 @@ def test_an_unknown_version_fails_with_one_sentence(registry: Settings, tmp_path
     result = runner.invoke(app, ["evaluate", "conversion", "--version", "404", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "404" in result.output and "Traceback" not in result.output
+
+
+def test_every_training_run_logs_its_provenance_and_plots(registry: Settings) -> None:
+    result = train_and_register(registry)
+    run = client(registry).get_run(result.run_id)
+    assert len(run.data.params["data_version"]) == 16 and run.data.params["code_version"]
+    logged = {artifact.path for artifact in client(registry).list_artifacts(result.run_id)}
+    assert {"reliability.png", "lift.png", "shap_summary.png", "feature_importance.csv"} <= logged
+    local = client(registry).download_artifacts(result.run_id, "feature_importance.csv")
+    importance = pd.read_csv(local)
+    assert set(importance["feature"]) == set(MODEL_FEATURES) and (importance["mean_abs_shap"] >= 0).all()
+    assert importance["mean_abs_shap"].iloc[0] > 0  # something moves the predictions

@@ -41,3 +41,25 @@ def test_paths_without_a_sequence_model_still_suggest_co_occurring_items(small_w
     assert suggestions.next_items == [] and suggestions.intent is None
     assert suggestions.steps == paths.data.lengths.max()
     assert paths.suggest("nobody-we-know", 10) == PathSuggestions()
+
+
+def test_price_ratios_of_zero_prices_are_missing_not_infinite() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from training.dataset import USER_CATEGORY_FEATURES, add_context_features
+
+    frame = pd.DataFrame(
+        {
+            "price_shown": [10.0, 10.0],
+            "list_price": [0.0, 20.0],
+            "avg_paid_price_90d": [5.0, 0.0],
+            "views_30d": [1.0, 0.0],
+            "event_timestamp": pd.Timestamp("2026-03-01", tz="UTC"),
+            "channel": "app",
+            **{name: [0.0, 1.0] for name in USER_CATEGORY_FEATURES},
+        }
+    )
+    out = add_context_features(frame)
+    assert np.isnan(out["price_vs_list"].iat[0]) and out["price_vs_list"].iat[1] == 0.5
+    assert out["price_vs_user_avg"].iat[0] == 2.0 and np.isnan(out["price_vs_user_avg"].iat[1])
