@@ -17,7 +17,7 @@ from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
 from tiers.cli import app as tiers_app
 from training.cli import app as train_app
-from training.cli import evaluate_conversion
+from training.cli import evaluate_conversion, tune_conversion
 from training.registry_cli import models_app, promote
 from training.sequence.cli import bootstrap_sequence, evaluate_app, train_sequence, tune_app
 
@@ -30,6 +30,7 @@ train_app.command("sequence")(train_sequence)
 app.add_typer(train_app, name="train")
 app.add_typer(price_app, name="price")
 evaluate_app.command("conversion")(evaluate_conversion)
+tune_app.command("conversion")(tune_conversion)
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(tune_app, name="tune")
 app.command("promote")(promote)

@@ -61,3 +61,27 @@ def _cell(value: object) -> str:
     if not isinstance(value, float):
         return "-"
     return f"{value:,.0f}" if value >= 1000 else f"{value:.4f}"
+
+
+def tune_conversion(
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials")] = 30,
+    timeout: Annotated[float | None, typer.Option(min=1, help="stop starting trials after this many seconds")] = None,
+    max_rows: Annotated[int, typer.Option(min=1000, help="cap on training impressions (sampled)")] = 400_000,
+    data_dir: DataDir = None,
+) -> None:
+    """Search LightGBM's parameters with Optuna (pruned per round), then train and register the best."""
+    from training.conversion_tuning import tune_conversion as run
+
+    def announce(number: int, state: str, value: float | None) -> None:
+        shown = f"valid AUC {value:.4f}" if value is not None else "stopped early"
+        console.print(f"trial {number}: {state}, {shown}")
+
+    try:
+        result = run(settings_for(data_dir), trials, timeout, max_rows, console=console, on_trial=announce)
+    except (ValueError, FileNotFoundError, RegistryUnavailable) as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"{result.trials} trials ({result.pruned} pruned) in {result.tune_seconds:.0f}s; best valid AUC"
+        f" {result.best_auc:.4f} with {result.best_params}"
+    )
+    console.print(result.registration.summary())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 
 from features.repo import feature_store
 from siyu.settings import Settings
@@ -38,7 +39,10 @@ def evaluate_conversion(settings: Settings, out_dir: Path, version: str | None =
     version = version or alias_version(settings, settings.conversion_model_name, CHAMPION)
     if version is None:
         raise LookupError(f"no @{CHAMPION} conversion model is registered: run `siyu train conversion` first")
-    booster = load_version(settings, version)
+    try:
+        booster = load_version(settings, version)
+    except MlflowException as exc:
+        raise LookupError(f"version {version} of {settings.conversion_model_name!r} cannot be loaded: {exc}") from exc
     holdout = build_training_set(settings, feature_store(settings), seed=settings.seed).holdout
     if holdout.empty or holdout["label"].nunique() < 2:
         raise ValueError("the holdout has no rows or only one class: there is nothing to evaluate on")
@@ -67,7 +71,8 @@ def evaluate_conversion(settings: Settings, out_dir: Path, version: str | None =
         mlflow.log_param("model_version", version)
         flat = {k: v for k, v in report.items() if isinstance(v, float) and np.isfinite(v)}
         for group, entry in report["by_history"].items():  # type: ignore[union-attr]
-            flat |= {f"{group}_{k}": v for k, v in entry.items() if np.isfinite(v)}
+            name = group.replace("+", "plus")  # MLflow metric names take no "+"
+            flat |= {f"history_{name}_{k}": v for k, v in entry.items() if np.isfinite(v)}
         mlflow.log_metrics(flat)
         for path in files:
             mlflow.log_artifact(str(path))
