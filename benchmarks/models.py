@@ -9,6 +9,8 @@ from siyu.memory import peak_rss
 from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
+from tiers.build import build_tiers
+from tiers.truth import lifecycle_agreement, true_lifecycle
 from training.conversion import train_and_register
 from training.conversion_evaluation import evaluate_conversion
 from training.pipeline import build_features
@@ -68,6 +70,38 @@ def prepare(quick: bool, root: Path) -> tuple[Settings, dict, list[str]]:
         "holdout: the last 20% of online impressions in time; oracle = true purchase probability x in-stock",
     ]
     return settings, figures, notes
+
+
+def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
+    """`siyu tiers build` on the benchmark world: tier sizes and KPIs, churn AUC, lifecycle vs the truth."""
+    result = build_tiers(settings)
+    kpis = result.kpis()
+    figures: dict[str, object] = {
+        "users": len(result.tiers),
+        "dormant_after_days": result.thresholds.dormant_after_days,
+        "lifecycle": {k: int(v) for k, v in result.lifecycle_sizes().items()},
+        "value_tiers": {tier: {k: float(v) for k, v in row.items()} for tier, row in kpis.iterrows()},
+    }
+    if result.churn is not None:
+        figures |= {
+            "churn_auc": result.churn.test_auc,
+            "churn_baseline_auc": result.churn.baseline_auc,
+            "churn_rate": result.churn.churn_rate,
+            "churn_test_users": result.churn.test_rows,
+        }
+    truth = true_lifecycle(settings, result.tiers.index, result.as_of)
+    if truth is not None:
+        figures["lifecycle_vs_truth"] = {"agreement": lifecycle_agreement(result.tiers["lifecycle"], truth)}
+    if not result.transitions.empty:
+        figures["transitions_30d"] = {
+            tier: {k: int(v) for k, v in row.items()} for tier, row in result.transitions.iterrows()
+        }
+    notes = [
+        f"tiers as of {result.as_of.date()} on the conversion world; churn = no purchase in {30} days, LightGBM"
+        " fitted on the snapshot two horizons back and scored on the next (forward in time); baseline ="
+        " days since the last purchase on the same users",
+    ]
+    return figures, notes
 
 
 def path_feature_figures(settings: Settings, quick: bool) -> tuple[dict, list[str]]:

@@ -38,6 +38,10 @@ def main(
             with console.status("conversion: with and without the decision-path features"):
                 extra, extra_notes = models.path_feature_figures(settings, quick)
             figures, notes = figures | extra, notes + extra_notes
+            with console.status("tiers: profiles, value tiers, lifecycle, churn"):
+                tiers, tier_notes = models.tier_figures(settings)
+            console.print(f"wrote {write_report('tiers', tiers, tier_notes)}")
+            figures |= {k: tiers[k] for k in ("churn_auc", "churn_baseline_auc") if k in tiers}
             console.print(f"wrote {write_report('conversion', figures, notes)}")
         if "serving" in areas:
             with console.status("serving: /recommend latency"):
