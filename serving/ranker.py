@@ -4,7 +4,9 @@ Per request: one online-store read for the user's row; candidate items' features
 in-process item table (refreshed in the background), because an online read grows with the
 number of entity rows. Candidates are the union of three retrieval sources: the decision-path
 model's next items, items that co-occur with the user's recent steps, and the most popular
-in-stock items; LightGBM scores them all at the current price and the best k are returned.
+in-stock items; LightGBM scores them all at the current price, with what the user already did with
+each item and in the live session (read from the user's slice of the event log), and the best k are
+returned. The champion models follow their registry aliases on the refresh tick.
 """
 
 from __future__ import annotations
