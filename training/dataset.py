@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
+from feast.errors import FeastObjectNotFoundException
 
 from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, item_meta_path
@@ -113,7 +114,14 @@ def point_in_time_join(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataF
     out = base
     for view, keys, features in JOINED_VIEWS:
         request = base[[*keys, "event_timestamp", "_row"]]
-        joined = store.get_historical_features(entity_df=request, features=[f"{view}:{f}" for f in features]).to_df()
+        try:
+            found = store.get_historical_features(entity_df=request, features=[f"{view}:{f}" for f in features])
+        except FeastObjectNotFoundException as exc:
+            raise ValueError(
+                f"feature view {view!r} is not in Feast project {store.project!r}: run `siyu features build`"
+                " (or set SIYU_FEAST_PROJECT to the project that holds it)"
+            ) from exc
+        joined = found.to_df()
         out = out.merge(joined[["_row", *features]], on="_row", how="left")
     return out.drop(columns="_row")
 
@@ -132,6 +140,8 @@ def build_training_set(
     impressions = labelled_impressions(events)
     if impressions.empty:
         raise ValueError("no online views to learn from: the event log has no `view` events with an item")
+    if not item_meta_path(settings).exists():
+        raise ValueError(f"no features under {settings.features_dir}: run `siyu features build` first")
     categories = pd.read_parquet(item_meta_path(settings))
     impressions = impressions.merge(categories, on="item_id", how="left")
     impressions["category_id"] = impressions["category_id"].fillna("unknown")

@@ -42,3 +42,18 @@ def test_training_on_an_empty_log_says_so(settings: Settings) -> None:
     result = runner.invoke(app, ["train", "conversion", "--data-dir", str(settings.data_dir)])
     assert result.exit_code == 1
     assert "Traceback" not in result.output and "error:" in result.output
+
+
+def test_missing_features_are_named_with_the_fix(small_world: Settings, tmp_path) -> None:
+    """Events exist but features were never built: one sentence naming the command that builds them."""
+    import shutil
+
+    from tests.conftest import make_settings
+
+    world = make_settings(tmp_path)
+    shutil.copytree(small_world.data_dir, world.data_dir)
+    env = {"SIYU_MLFLOW_TRACKING_URI": world.mlflow_tracking_uri, "SIYU_FEAST_PROJECT": world.feast_project}
+    result = runner.invoke(app, ["train", "conversion", "--data-dir", str(world.data_dir)], env=env)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "siyu features build" in text and "Traceback" not in text
