@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import lightgbm as lgb
 import mlflow
+import numpy as np
 import pandas as pd
 
 from features.repo import feature_store
@@ -50,21 +51,38 @@ def conversion_scorer(
                 f" (added {added or 'none'}, dropped {dropped or 'none'}); pass --accept-feature-change to compare"
                 " them anyway"
             )
-    holdout = build_training_set(settings, feature_store(settings), seed=settings.seed).holdout
-    if holdout.empty or holdout["label"].nunique() < 2:
-        raise PromotionError("today's holdout has no rows or only one class: there is nothing to judge on")
+    try:
+        holdout = todays_holdout(settings)
+    except ValueError as exc:
+        raise PromotionError(str(exc)) from exc
 
     def score(version: str) -> dict[str, float]:
-        return holdout_metrics(boosters[version], holdout, version)
+        try:
+            return holdout_metrics(boosters[version], holdout, version)
+        except ValueError as exc:
+            raise PromotionError(str(exc)) from exc
 
     return score
 
 
-def holdout_metrics(booster: lgb.Booster, holdout: pd.DataFrame, version: str = "?") -> dict[str, float]:
+def todays_holdout(settings: Settings) -> pd.DataFrame:
+    """The time-based holdout of today's training set; ValueError when it has no rows or one class."""
+    holdout = build_training_set(settings, feature_store(settings), seed=settings.seed).holdout
+    if holdout.empty or holdout["label"].nunique() < 2:
+        raise ValueError("today's holdout has no rows or only one class: there is nothing to judge a model on")
+    return holdout
+
+
+def predict_holdout(booster: lgb.Booster, holdout: pd.DataFrame, version: str) -> np.ndarray:
+    """P(purchase) per holdout row from the columns `booster` was trained on; ValueError when one is missing."""
     missing = [f for f in booster.feature_name() if f not in holdout.columns]
     if missing:
-        raise PromotionError(f"version {version} needs features today's pipeline does not build: {missing}")
-    probs = booster.predict(holdout[booster.feature_name()])
+        raise ValueError(f"version {version} needs features today's pipeline does not build: {missing}")
+    return booster.predict(holdout[booster.feature_name()])
+
+
+def holdout_metrics(booster: lgb.Booster, holdout: pd.DataFrame, version: str) -> dict[str, float]:
+    probs = predict_holdout(booster, holdout, version)
     labels = holdout["label"].to_numpy()
     return {
         "auc": auc(labels, probs),

@@ -15,13 +15,11 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from features.repo import feature_store
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_tracking
 from training.conversion import EXPERIMENT, load_truth, oracle_probabilities
-from training.conversion_contest import load_version
+from training.conversion_contest import load_version, predict_holdout, todays_holdout
 from training.conversion_report import evaluation, markdown, plot_lift, plot_reliability
-from training.dataset import build_training_set
 
 
 @dataclass
@@ -43,14 +41,9 @@ def evaluate_conversion(settings: Settings, out_dir: Path, version: str | None =
         booster = load_version(settings, version)
     except MlflowException as exc:
         raise LookupError(f"version {version} of {settings.conversion_model_name!r} cannot be loaded: {exc}") from exc
-    holdout = build_training_set(settings, feature_store(settings), seed=settings.seed).holdout
-    if holdout.empty or holdout["label"].nunique() < 2:
-        raise ValueError("the holdout has no rows or only one class: there is nothing to evaluate on")
-    missing = [f for f in booster.feature_name() if f not in holdout.columns]
-    if missing:
-        raise ValueError(f"version {version} needs features today's pipeline does not build: {missing}")
+    holdout = todays_holdout(settings)
     labels = holdout["label"].to_numpy()
-    probs = booster.predict(holdout[booster.feature_name()])
+    probs = predict_holdout(booster, holdout, version)
     oracle = oracle_probabilities(holdout, load_truth(settings))
     report = evaluation(labels, probs, holdout["user_sessions_before"].to_numpy(), oracle)
     out_dir.mkdir(parents=True, exist_ok=True)
