@@ -42,6 +42,12 @@ def main(
                 tiers, tier_notes = models.tier_figures(settings)
             console.print(f"wrote {write_report('tiers', tiers, tier_notes)}")
             figures |= {k: tiers[k] for k in ("churn_auc", "churn_baseline_auc") if k in tiers}
+            with console.status("conversion: the Taobao sample against simple baselines"):
+                extra, extra_notes = models.taobao_figures(SHARED_DATA, Path(tmp) / "taobao")
+            figures, notes = figures | extra, notes + extra_notes
+            with console.status("conversion: Optuna tuning"):
+                extra, extra_notes = models.tuning_figures(settings, quick)
+            figures, notes = figures | extra, notes + extra_notes
             console.print(f"wrote {write_report('conversion', figures, notes)}")
         if "serving" in areas:
             with console.status("serving: /recommend latency"):

@@ -1,9 +1,9 @@
-"""Each user's counted events at serve time, for the conversion model's history features.
+"""Each user's counted events at serve time, for the conversion model's history and taste features.
 
-Training reads `history_features` over the whole log; serving computes the same features with
-`history_at` over one user's slice of the same log, the candidates all shown at `now`. The request belongs to the
-user's latest session while that session is live (its last event within the session gap of now), and
-to a new session otherwise, as a real visit would.
+Training reads `history_features` and `taste_traces` over the whole log; serving computes the same
+features with `history_at` and `traces_at` over one user's slice of the same log, the candidates all
+shown at `now`. The request belongs to the user's latest session while that session is live (its last
+event within the session gap of now), and to a new session otherwise, as a real visit would.
 """
 
 from __future__ import annotations
@@ -13,22 +13,28 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from features.repo import item_meta_path
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table
 from siyu.settings import Settings
-from training.impression_history import COUNTED, UserEvents, history_at
+from training.impression_history import COUNTED, HISTORY_FEATURES, UNKNOWN_CATEGORY, UserEvents, history_at
+from training.taste_traces import TASTE_FEATURES, traces_at
 
 SESSION_GAP = pd.Timedelta(minutes=30)  # as the importers cut sessions
 NEW_SESSION = "__request__"  # the session of a request that continues no live session
+BEHAVIOUR_FEATURES = (*HISTORY_FEATURES, *TASTE_FEATURES)  # the column order of `UserHistories.features`
 _COLUMNS = ["user_id", "item_id", "session_id", "event_type", "event_time"]
 
 
 class UserHistories:
     """The log's views, carts and purchases per unified user id, as arrays sliced per request without a scan."""
 
-    def __init__(self, events: pd.DataFrame) -> None:
+    def __init__(self, events: pd.DataFrame, item_categories: pd.DataFrame | None = None) -> None:
+        """`item_categories` (item_id, category_id) names the category of each event's item, for the taste traces."""
         counted = events.loc[events["event_type"].isin(list(COUNTED)) & events["item_id"].notna(), _COLUMNS]
+        if item_categories is not None:
+            counted = counted.merge(item_categories[["item_id", "category_id"]], on="item_id", how="left")
         counted = counted.sort_values(["user_id", "event_time"], kind="stable", ignore_index=True)
         codes, users = pd.factorize(counted["user_id"])  # sorted input: codes ascend
         self.users = pd.Index(users)
@@ -39,19 +45,23 @@ class UserHistories:
     def from_store(cls, settings: Settings) -> UserHistories:
         events = read_table(settings.events_dir, schema.EVENT_SCHEMA)
         identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
-        return cls(attach_user_ids(events, identity))
+        meta = item_meta_path(settings)
+        return cls(attach_user_ids(events, identity), pd.read_parquet(meta) if meta.exists() else None)
 
     def user_events(self, user_id: str) -> UserEvents:
         row = self.users.get_indexer([user_id])[0]
         lo, hi = (self.offsets[row], self.offsets[row + 1]) if row >= 0 else (0, 0)
-        every = self.events
-        return UserEvents(every.item[lo:hi], every.kind[lo:hi], every.session[lo:hi], every.time_ns[lo:hi])
+        return self.events.slice(lo, hi)
 
-    def features(self, user_id: str, item_ids: np.ndarray, now: datetime) -> np.ndarray:
-        """(len(item_ids), HISTORY_FEATURES): showing each of `item_ids` to the user at `now`, in order."""
+    def features(self, user_id: str, item_ids: np.ndarray, categories: np.ndarray, now: datetime) -> np.ndarray:
+        """(len(item_ids), BEHAVIOUR_FEATURES): showing each of `item_ids` (of `categories`) to the user at `now`."""
         stamp = pd.Timestamp(now)
         past = self.user_events(user_id).before(stamp.value)
         session = NEW_SESSION
         if past.time_ns.size and stamp.value - past.time_ns[-1] <= SESSION_GAP.value:
             session = past.session[-1]
-        return history_at(past, np.asarray(item_ids, dtype=object), stamp, session)
+        history = history_at(past, np.asarray(item_ids, dtype=object), stamp, session)
+        # As training files them: an item the catalogue gives no category counts under "unknown".
+        categories = pd.Series(categories, dtype=object).fillna(UNKNOWN_CATEGORY).to_numpy()
+        traces = traces_at(past.category, past.kind, categories)
+        return np.hstack([history, traces])

@@ -24,12 +24,11 @@ from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
-from serving.histories import UserHistories
+from serving.histories import BEHAVIOUR_FEATURES, UserHistories
 from serving.paths import DecisionPaths, PathSuggestions, log_version
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_registry
 from training.dataset import ITEM_MODEL_FEATURES, add_context_features
-from training.impression_history import HISTORY_FEATURES
 from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import load_version as load_sequence_version
@@ -313,8 +312,10 @@ class Ranker:
         frame = add_context_features(frame)
         histories = self.histories
         if histories is not None:
-            frame[list(HISTORY_FEATURES)] = histories.features(user_id, candidates["item_id"], now)
+            frame[list(BEHAVIOUR_FEATURES)] = histories.features(
+                user_id, candidates["item_id"], candidates["category_id"], now
+            )
         else:  # no log read yet: LightGBM takes its missing-value branches
-            frame[list(HISTORY_FEATURES)] = np.nan
+            frame[list(BEHAVIOUR_FEATURES)] = np.nan
         # One thread: for a few hundred rows, thread start-up costs more than it saves.
         return champion.booster.predict(frame[champion.features].to_numpy(dtype=np.float64), num_threads=1)

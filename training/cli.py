@@ -53,6 +53,8 @@ def evaluate_conversion(
     groups = {"all": report, **report["by_history"]}  # type: ignore[dict-item]
     for name, entry in groups.items():
         table.add_row(name, *(_cell(entry.get(c)) for c in columns))
+    for name, entry in report["baselines"].items():  # type: ignore[union-attr]
+        table.add_row(f"baseline: {name}", _cell(report["rows"]), *(_cell(entry.get(c)) for c in columns[1:]))
     console.print(table)
     console.print(f"report: {out / 'evaluation.md'} (plots beside it; also logged to MLflow)")
 

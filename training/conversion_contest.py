@@ -18,7 +18,7 @@ from features.repo import feature_store
 from siyu.metrics import auc, expected_calibration_error, logloss
 from siyu.settings import Settings
 from siyu.tracking import use_registry
-from training.dataset import build_training_set
+from training.dataset import TrainingSet, build_training_set
 from training.promotion import PromotionError, Rule, Scorer
 
 
@@ -65,12 +65,17 @@ def conversion_scorer(
     return score
 
 
-def todays_holdout(settings: Settings) -> pd.DataFrame:
-    """The time-based holdout of today's training set; ValueError when it has no rows or one class."""
-    holdout = build_training_set(settings, feature_store(settings), seed=settings.seed).holdout
-    if holdout.empty or holdout["label"].nunique() < 2:
+def todays_training_set(settings: Settings) -> TrainingSet:
+    """Today's training set; ValueError when its time-based holdout has no rows or one class."""
+    data = build_training_set(settings, feature_store(settings), seed=settings.seed)
+    if data.holdout.empty or data.holdout["label"].nunique() < 2:
         raise ValueError("today's holdout has no rows or only one class: there is nothing to judge a model on")
-    return holdout
+    return data
+
+
+def todays_holdout(settings: Settings) -> pd.DataFrame:
+    """The time-based holdout of today's training set (see `todays_training_set`)."""
+    return todays_training_set(settings).holdout
 
 
 def predict_holdout(booster: lgb.Booster, holdout: pd.DataFrame, version: str) -> np.ndarray:

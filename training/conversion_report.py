@@ -84,6 +84,16 @@ def evaluation(
     return report
 
 
+def baseline_report(labels: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, object]:
+    """`baselines` (each one's AUC, log loss, ECE and Brier on the rows) and which is best by AUC."""
+    baselines = {
+        name: {k: v for k, v in scores(labels, probs).items() if k in ("auc", "logloss", "ece", "brier")}
+        for name, probs in predictions.items()
+    }
+    best = max(baselines, key=lambda name: baselines[name]["auc"])
+    return {"baselines": baselines, "best_baseline": best, "best_baseline_auc": baselines[best]["auc"]}
+
+
 def plot_reliability(labels: np.ndarray, probs: np.ndarray, path: Path, oracle: np.ndarray | None = None) -> Path:
     """Observed conversion against predicted probability per equal-count bin, beside the diagonal."""
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -123,7 +133,17 @@ def plot_lift(lift: list[dict[str, float]], path: Path) -> Path:
 def markdown(report: dict[str, object], title: str, notes: list[str]) -> str:
     """The report as Markdown: headline table, history breakdown, lift table, and the two plots."""
     lines = [f"# {title}", "", *[f"- {n}" for n in notes], ""]
-    head = ("auc", "oracle_auc", "logloss", "oracle_logloss", "ece", "brier", "rows", "positive_rate")
+    head = (
+        "auc",
+        "best_baseline_auc",
+        "oracle_auc",
+        "logloss",
+        "oracle_logloss",
+        "ece",
+        "brier",
+        "rows",
+        "positive_rate",
+    )
     lines += ["| figure | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(report[k], count=k == 'rows')} |" for k in head if k in report]
     lines += ["", "## by user history (sessions before the impression)", ""]
@@ -132,6 +152,13 @@ def markdown(report: dict[str, object], title: str, notes: list[str]) -> str:
     for group, entry in report["by_history"].items():  # type: ignore[union-attr]
         cells = (_fmt(entry.get(c, float("nan")), count=c == "rows") for c in columns)
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    if "baselines" in report:
+        lines += ["", "## simple baselines on the same rows", "", "| baseline | auc | logloss | ece | brier |"]
+        lines.append("|---|---|---|---|---|")
+        lines += [
+            f"| {name} | " + " | ".join(_fmt(entry[c]) for c in ("auc", "logloss", "ece", "brier")) + " |"
+            for name, entry in report["baselines"].items()  # type: ignore[union-attr]
+        ]
     lines += ["", "## lift by decile", "", "| decile | rows | predicted | observed | lift |", "|---|---|---|---|---|"]
     for row in report["lift"]:  # type: ignore[union-attr]
         lines.append(

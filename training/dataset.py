@@ -4,7 +4,8 @@ An impression is an online `view`; its label is whether the same session bought 
 after the view. Features come from `get_historical_features`, which only ever returns the
 snapshot stamped at or before the view (snapshots use events strictly before their stamp),
 so no row can see its own label. What the user did with the item before, and in the session so far,
-comes from the event log itself (`training.impression_history`), counted strictly before the view.
+comes from the event log itself (`training.impression_history`), and so does their taste for the item's
+category over their whole history (`training.taste_traces`), both counted strictly before the view.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table
 from siyu.settings import Settings
-from training.impression_history import HISTORY_FEATURES, history_features
+from training.conversion_baselines import favourites_before
+from training.impression_history import HISTORY_FEATURES, UNKNOWN_CATEGORY, history_features
+from training.taste_traces import TASTE_FEATURES, taste_traces
 
 # Item features the ranker does not take from Feast: the price it scores is the one being shown
 # (a request-time input), so a stale snapshot price must not compete with it.
@@ -34,6 +37,7 @@ MODEL_FEATURES = (
     *USER_CATEGORY_FEATURES,
     *CONTEXT_FEATURES,
     *HISTORY_FEATURES,
+    *TASTE_FEATURES,
 )
 # Conversion must never rise with price, other things equal: every feature that grows with the
 # shown price is constrained to a non-increasing effect.
@@ -144,11 +148,15 @@ def build_training_set(
         raise ValueError(f"no features under {settings.features_dir}: run `siyu features build` first")
     categories = pd.read_parquet(item_meta_path(settings))
     impressions = impressions.merge(categories, on="item_id", how="left")
-    impressions["category_id"] = impressions["category_id"].fillna("unknown")
+    impressions["category_id"] = impressions["category_id"].fillna(UNKNOWN_CATEGORY)
     if max_rows is not None and len(impressions) > max_rows:
         impressions = impressions.sample(max_rows, random_state=seed)
     joined = point_in_time_join(store, impressions)
     joined = joined.join(history_features(events, joined))
+    with_categories = events.merge(categories, on="item_id", how="left")
+    with_categories["category_id"] = with_categories["category_id"].fillna(UNKNOWN_CATEGORY)
+    joined = joined.join(taste_traces(with_categories, joined))
+    joined["item_favourites_before"] = favourites_before(events, joined)  # for the baselines, not the model
     frame = add_context_features(joined).sort_values("event_timestamp", ignore_index=True)
     cutoff = frame["event_timestamp"].quantile(1 - holdout_fraction)
     return TrainingSet(frame=frame, cutoff=cutoff)

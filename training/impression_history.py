@@ -31,6 +31,7 @@ SESSION_FEATURES = (
     "session_minutes_so_far",
 )
 HISTORY_FEATURES = (*ITEM_HISTORY_FEATURES, *SESSION_FEATURES)
+UNKNOWN_CATEGORY = "unknown"  # the category of an item the catalogue does not list
 _NS_PER_DAY = 86_400e9
 _NS_PER_MINUTE = 60e9
 
@@ -45,12 +46,12 @@ def history_features(events: pd.DataFrame, impressions: pd.DataFrame) -> pd.Data
     """
     counted = events[events["event_type"].isin(list(COUNTED)) & events["item_id"].notna()]
     out = pd.DataFrame(index=impressions.index)
-    item_counts, last_touch = _counts_before(counted, impressions, keys=("user_id", "item_id"), time_of_last=True)
+    item_counts, last_touch = counts_before(counted, impressions, keys=("user_id", "item_id"), time_of_last=True)
     for kind, name in COUNTED.items():
         out[f"item_{name}_before"] = item_counts[kind]
     ns = impressions["event_timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     out["days_since_item_touch"] = np.where(last_touch > 0, (ns - last_touch) / _NS_PER_DAY, np.nan)
-    session_counts, _ = _counts_before(counted, impressions, keys=("session_id",), time_of_last=False)
+    session_counts, _ = counts_before(counted, impressions, keys=("session_id",), time_of_last=False)
     for kind, name in COUNTED.items():
         out[f"session_{name}_so_far"] = session_counts[kind]
     # Sessions as the counted events see them, so serving (which keeps only those) reads the same starts.
@@ -70,6 +71,7 @@ class UserEvents:
     kind: np.ndarray  # event types (object)
     session: np.ndarray  # session ids (object)
     time_ns: np.ndarray  # int64 epoch nanoseconds, ascending
+    category: np.ndarray  # the items' category ids (object; "unknown" when the log has none)
 
     @classmethod
     def of(cls, events: pd.DataFrame) -> UserEvents:
@@ -83,11 +85,24 @@ class UserEvents:
             kind=counted["event_type"].to_numpy(dtype=object),
             session=counted["session_id"].to_numpy(dtype=object),
             time_ns=counted["event_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64),
+            category=(
+                counted["category_id"].fillna(UNKNOWN_CATEGORY).to_numpy(dtype=object)
+                if "category_id" in counted
+                else np.full(len(counted), UNKNOWN_CATEGORY, dtype=object)
+            ),
+        )
+
+    def slice(self, start: int, end: int) -> UserEvents:
+        return UserEvents(
+            self.item[start:end],
+            self.kind[start:end],
+            self.session[start:end],
+            self.time_ns[start:end],
+            self.category[start:end],
         )
 
     def before(self, now_ns: int) -> UserEvents:
-        end = int(np.searchsorted(self.time_ns, now_ns, side="left"))
-        return UserEvents(self.item[:end], self.kind[:end], self.session[:end], self.time_ns[:end])
+        return self.slice(0, int(np.searchsorted(self.time_ns, now_ns, side="left")))
 
 
 def history_at(past: UserEvents, item_ids: np.ndarray, now: pd.Timestamp, session_id: object) -> np.ndarray:
@@ -144,10 +159,14 @@ def sessions_before(events: pd.DataFrame, impressions: pd.DataFrame, start: pd.S
     return earlier.astype(np.float32)
 
 
-def _counts_before(
-    events: pd.DataFrame, impressions: pd.DataFrame, keys: tuple[str, ...], time_of_last: bool
+def counts_before(
+    events: pd.DataFrame,
+    impressions: pd.DataFrame,
+    keys: tuple[str, ...],
+    time_of_last: bool,
+    kinds: tuple[str, ...] = tuple(COUNTED),
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per impression, how many events of each COUNTED type share its `keys` and happened strictly before it,
+    """Per impression, how many events of each of `kinds` share its `keys` and happened strictly before it,
     and (when asked) the time in ns of the latest such event (0 when none).
 
     One sort of events and impressions together by (keys, time), impressions first among equal times, and
@@ -170,7 +189,7 @@ def _counts_before(
     counts: dict[str, np.ndarray] = {}
     position = np.empty(len(impressions), dtype=np.int64)
     position[order[is_impression] - n_events] = np.flatnonzero(is_impression)
-    for name in COUNTED:
+    for name in kinds:
         running = pd.Series(kind == name, dtype=np.int64).groupby(sorted_group).cumsum().to_numpy()
         counts[name] = running[position].astype(np.float32)
     last = np.zeros(len(impressions), dtype=np.int64)

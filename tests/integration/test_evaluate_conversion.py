@@ -29,6 +29,9 @@ def test_the_champion_is_evaluated_by_history_with_the_oracle(registry: Settings
     assert set(report["by_history"]) == {"none", "1-4", "5+"}
     assert report["oracle_auc"] > report["auc"] > 0.55
     assert sum(g["rows"] for g in report["by_history"].values()) == report["rows"]
+    assert set(report["baselines"]) == {"item_conversion_rate", "user_conversion_rate", "user_item_history", "combined"}
+    assert report["auc"] > report["best_baseline_auc"] == report["baselines"][report["best_baseline"]]["auc"]
+    assert "baseline: user_item_history" in result.output
     for name in ("evaluation.md", "reliability.png", "lift.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "5+" in result.output and "oracle_auc" in result.output

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.repo import item_meta_path
+from serving.histories import BEHAVIOUR_FEATURES
 from serving.ranker import PATH_CANDIDATES, Ranker
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
@@ -21,7 +23,8 @@ from siyu.data.store import new_part_path, read_table, to_table, write_table_ato
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
 from training.dataset import labelled_impressions
-from training.impression_history import HISTORY_FEATURES, history_features
+from training.impression_history import UNKNOWN_CATEGORY, history_features
+from training.taste_traces import taste_traces
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -103,7 +106,9 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
         assert after.intent != before.intent
         # The conversion model's history features see the new session too, while it is live.
         now = new["event_time"].max() + timedelta(minutes=5)
-        history = pd.DataFrame(ranker.histories.features(user, [items[-1], items[0]], now), columns=HISTORY_FEATURES)
+        categories = ranker.catalog.items.set_index("item_id")["category_id"].reindex([items[-1], items[0]])
+        served = ranker.histories.features(user, [items[-1], items[0]], categories.to_numpy(), now)
+        history = pd.DataFrame(served, columns=BEHAVIOUR_FEATURES)
         assert history["item_purchases_before"].tolist() == [1, 0]
         assert history["item_views_before"].tolist() == [1, 1]
         assert history["session_views_so_far"].tolist() == [3, 3] and history["session_carts_so_far"].iat[0] == 1
@@ -140,9 +145,14 @@ def test_serving_history_features_match_training_on_logged_impressions(ranker, t
         read_table(settings.events_dir, schema.EVENT_SCHEMA),
         read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA),
     )
-    impressions = labelled_impressions(events)
+    meta = pd.read_parquet(item_meta_path(settings))
+    impressions = labelled_impressions(events).merge(meta, on="item_id", how="left")
     impressions = impressions.sample(40, random_state=1).reset_index(drop=True)
-    trained = history_features(events, impressions)
+    events = events.merge(meta, on="item_id", how="left").fillna({"category_id": UNKNOWN_CATEGORY})
+    trained = history_features(events, impressions).join(taste_traces(events, impressions))
+    assert (trained["user_views_before"] > 0).any()  # the traces have something to agree on
     for row, seen in impressions.iterrows():
-        served = ranker.histories.features(seen["user_id"], [seen["item_id"]], seen["event_timestamp"])
+        served = ranker.histories.features(
+            seen["user_id"], [seen["item_id"]], [seen["category_id"]], seen["event_timestamp"]
+        )
         np.testing.assert_allclose(served[0], trained.iloc[row].to_numpy(), rtol=1e-6, err_msg=str(seen.to_dict()))
