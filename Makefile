@@ -33,6 +33,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[dev,clv]'
 	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,) $(foreach a,$(subst $(comma), ,$(AREA)),--only $(a)) $(if $(DATASET),--dataset $(DATASET),)
 
 clean:

@@ -77,7 +77,7 @@ def prepare(quick: bool, root: Path) -> tuple[Settings, dict, list[str]]:
 
 def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
     """`siyu tiers build` on the benchmark world: tier sizes and KPIs, churn AUC, lifecycle vs the truth."""
-    result = build_tiers(settings)
+    result = build_tiers(settings, compare_probabilistic=True)
     kpis = result.kpis()
     figures: dict[str, object] = {
         "users": len(result.tiers),
@@ -92,6 +92,9 @@ def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
             "churn_rate": result.churn.churn_rate,
             "churn_test_users": result.churn.test_rows,
         }
+    if result.value is not None:
+        figures["ltv"] = {"horizon_days": result.value.horizon_days, "test_users": result.value.test_users}
+        figures["ltv"] |= result.value.scores  # type: ignore[operator]
     truth = true_lifecycle(settings, result.tiers.index, result.as_of)
     if truth is not None:
         figures["lifecycle_vs_truth"] = {"agreement": lifecycle_agreement(result.tiers["lifecycle"], truth)}
@@ -103,6 +106,9 @@ def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
         f"tiers as of {result.as_of.date()} on the conversion world; churn = no purchase in {30} days, LightGBM"
         " fitted on the snapshot two horizons back and scored on the next (forward in time); baseline ="
         " days since the last purchase on the same users",
+        "lifetime value: expected spend over the same horizon; LightGBM (Poisson orders, Tweedie spend) fitted on"
+        " the earlier snapshot, BG/NBD + Gamma-Gamma (pymc-marketing, MAP) on the purchases before the later one,"
+        " and 'the last window repeats', all scored on the later snapshot's users against their realised spend",
     ]
     return figures, notes
 

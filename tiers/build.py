@@ -21,6 +21,7 @@ from siyu.settings import Settings
 from tiers.churn import ChurnModel, fit_churn
 from tiers.profile import user_profiles, visit_gaps
 from tiers.segments import LIFECYCLE, VALUE_TIERS, Thresholds, TierConfig, assign_tiers, transition_matrix
+from tiers.value import LTV_COLUMNS, ValueModel, fit_value
 
 TRANSITION_DAYS = 30  # the transition matrix compares with the tiers this many days earlier
 
@@ -28,15 +29,18 @@ TRANSITION_DAYS = 30  # the transition matrix compares with the tiers this many 
 @dataclass
 class TierBuild:
     as_of: pd.Timestamp
-    tiers: pd.DataFrame  # index user_id: profile columns, value_score, value_tier, lifecycle, churn_risk
+    tiers: pd.DataFrame  # index user_id: profile columns, value_score, value_tier, lifecycle, churn_risk, LTV_COLUMNS
     thresholds: Thresholds
     churn: ChurnModel | None
     churn_note: str | None
     path: Path
+    value: ValueModel | None = None
+    value_note: str | None = None
     transitions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def kpis(self) -> pd.DataFrame:
-        """Per value tier: users, share, spend and orders this quarter, AOV, repeat rate, mean churn risk."""
+        """Per value tier: users, share, spend and orders this quarter, AOV, repeat rate, mean churn risk and
+        mean expected spend over the LTV horizon."""
         frame = self.tiers
         grouped = frame.groupby("value_tier")
         table = pd.DataFrame(
@@ -48,6 +52,7 @@ class TierBuild:
                 "aov_90d": grouped["monetary_90d"].sum() / grouped["frequency_90d"].sum().where(lambda s: s > 0),
                 "repeat_rate": grouped["frequency_90d"].apply(lambda f: float((f >= 2).mean())),
                 "churn_risk": grouped["churn_risk"].mean(),
+                "ltv_spend": grouped["ltv_spend"].mean(),
             }
         )
         return table.reindex(list(VALUE_TIERS))
@@ -83,8 +88,12 @@ def build_tiers(
     as_of: pd.Timestamp | None = None,
     horizon: int = 30,
     config: TierConfig | None = None,
+    compare_probabilistic: bool = False,
 ) -> TierBuild:
-    """Tiers as of midnight UTC starting `as_of` (default: the day after the last event), written to parquet."""
+    """Tiers as of midnight UTC starting `as_of` (default: the day after the last event), written to parquet.
+
+    `horizon` is both churn's and lifetime value's outcome window; `compare_probabilistic` also scores
+    BG/NBD + Gamma-Gamma against the LTV regressors (slow: it compiles PyMC models)."""
     config = config or TierConfig()
     events, items = read_log(settings)
     as_of = midnight_utc(as_of) if as_of is not None else events["event_time"].max().floor("D") + pd.Timedelta(days=1)
@@ -96,6 +105,13 @@ def build_tiers(
     except ValueError as exc:
         note = f"no churn risk: {exc}"
         tiers["churn_risk"] = float("nan")
+    value, value_note = None, None
+    try:
+        value = fit_value(events, items, as_of, horizon, compare_probabilistic)
+        tiers[list(LTV_COLUMNS)] = value.predict(tiers)
+    except ValueError as exc:
+        value_note = f"no lifetime value: {exc}"
+        tiers[list(LTV_COLUMNS)] = float("nan")
     transitions = pd.DataFrame()
     with_history = as_of - pd.Timedelta(days=TRANSITION_DAYS)
     if with_history > events["event_time"].min():
@@ -105,7 +121,7 @@ def build_tiers(
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = tiers.reset_index().assign(as_of=as_of)
     write_table_atomic(pa.Table.from_pandas(stored, preserve_index=False), path)
-    return TierBuild(as_of, tiers, thresholds, churn, note, path, transitions)
+    return TierBuild(as_of, tiers, thresholds, churn, note, path, value, value_note, transitions)
 
 
 def midnight_utc(value: pd.Timestamp) -> pd.Timestamp:

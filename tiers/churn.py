@@ -1,8 +1,8 @@
 """Churn risk: P(no purchase in the next `horizon` days), LightGBM on profiles, judged forward in time.
 
-Two snapshots before `as_of`, `horizon` days apart, give an honest test: the model fits on the
-earlier snapshot's profiles and what followed them, and is scored on the later snapshot's (whose
-outcome window ends at `as_of`, so nothing after `as_of` is read). The strongest simple baseline,
+Two snapshots before `as_of`, `horizon` days apart, give an honest test (`tiers.forward`): the model
+fits on the earlier snapshot's profiles and what followed them, and is scored on the later
+snapshot's. The strongest simple baseline,
 days since the last purchase, is scored on the same rows. The model that is kept is refitted on the
 later snapshot, the freshest fully observed one.
 """
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from siyu.metrics import auc
+from tiers.forward import forward_snapshots
 from tiers.profile import PROFILE_COLUMNS, user_profiles
 
 PARAMS = {
@@ -62,15 +63,7 @@ def labelled_snapshot(
 
 def fit_churn(events: pd.DataFrame, items: pd.DataFrame, as_of: pd.Timestamp, horizon: int = 30) -> ChurnModel:
     """Fit and judge the churn model from events before `as_of`; raises ValueError when the log is too short."""
-    later = as_of - pd.Timedelta(days=horizon)
-    earlier = later - pd.Timedelta(days=horizon)
-    first = events["event_time"].min()
-    if pd.isna(first) or earlier <= first:
-        raise ValueError(
-            f"churn needs events from before {earlier.date()} (two {horizon}-day outcome windows before"
-            f" {as_of.date()}); the log starts {'nowhere' if pd.isna(first) else first.date()}:"
-            " use a later --as-of or a shorter --horizon"
-        )
+    earlier, later = forward_snapshots(events, as_of, horizon, "churn")
     train_x, train_y = labelled_snapshot(events, items, earlier, horizon)
     test_x, test_y = labelled_snapshot(events, items, later, horizon)
     for name, labels in (("earlier", train_y), ("later", test_y)):

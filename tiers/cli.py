@@ -10,7 +10,7 @@ from rich.table import Table
 
 from siyu.cli_support import DataDir, console, fail, settings_for
 
-app = typer.Typer(help="User tiers: value, lifecycle and churn risk.", no_args_is_help=True)
+app = typer.Typer(help="User tiers: value, lifecycle, churn risk and lifetime value.", no_args_is_help=True)
 
 
 @app.command("build")
@@ -19,7 +19,9 @@ def build(
         datetime | None,
         typer.Option("--as-of", formats=["%Y-%m-%d"], help="date the tiers hold for (default: after the last event)"),
     ] = None,
-    horizon: Annotated[int, typer.Option(min=1, max=365, help="churn: days without a purchase that count")] = 30,
+    horizon: Annotated[
+        int, typer.Option(min=1, max=365, help="churn and lifetime value: days of the outcome window")
+    ] = 30,
     core_share: Annotated[
         float, typer.Option(min=0.01, max=0.99, help="share of this quarter's buyers that are core")
     ] = 0.2,
@@ -28,7 +30,7 @@ def build(
     ] = 0.9,
     data_dir: DataDir = None,
 ) -> None:
-    """Profile every user as of a date, assign tiers and churn risk, write them, and print the summary."""
+    """Profile every user as of a date, assign tiers, churn risk and lifetime value, write them, print the summary."""
     import pandas as pd
 
     from tiers.build import build_tiers
@@ -73,6 +75,18 @@ def build(
         )
     else:
         console.print(result.churn_note)
+    if result.value is not None:
+        v = result.value
+        ltv = Table(title=f"lifetime value: spend in the next {v.horizon_days} days, on {v.test_users:,} users")
+        ltv.add_column("method (forward in time)")
+        columns = ("spearman", "top_decile_share", "mae", "total_ratio")
+        for column in columns:
+            ltv.add_column(column, justify="right")
+        for method, figures in v.scores.items():
+            ltv.add_row(method, *(_cell(figures[c]) for c in columns))
+        console.print(ltv)
+    else:
+        console.print(result.value_note)
     truth = true_lifecycle(settings, result.tiers.index, result.as_of)
     if truth is not None:
         agreement = lifecycle_agreement(result.tiers["lifecycle"], truth)

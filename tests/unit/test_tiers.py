@@ -16,6 +16,7 @@ from tests.conftest import make_settings
 from tiers.build import read_log
 from tiers.profile import PROFILE_COLUMNS, user_profiles, visit_gaps
 from tiers.segments import LIFECYCLE, VALUE_TIERS, TierConfig, assign_tiers
+from tiers.value import value_scores
 
 runner = CliRunner()
 
@@ -40,7 +41,12 @@ def test_build_writes_every_users_tiers_and_reports_against_the_truth(world: Set
     assert set(tiers["user_id"]) == set(events["user_id"])
     assert set(tiers["value_tier"]) <= set(VALUE_TIERS) and set(tiers["lifecycle"]) <= set(LIFECYCLE)
     assert tiers["churn_risk"].between(0, 1).all()
-    for phrase in ("value tiers", "forward-in-time AUC", "lifecycle vs the world's truth", "dormant after"):
+    assert (tiers["ltv_spend"] >= 0).all() and (tiers["ltv_orders"] >= 0).all()
+    # Those who spent most this quarter are expected to spend more than those who spent nothing.
+    spent = tiers["monetary_90d"] > tiers["monetary_90d"].quantile(0.9)
+    assert tiers.loc[spent, "ltv_spend"].mean() > tiers.loc[tiers["monetary_90d"] == 0, "ltv_spend"].mean()
+    phrases = ("value tiers", "forward-in-time AUC", "lifecycle vs the world's truth", "dormant after", "lightgbm")
+    for phrase in (*phrases, "repeat_last_window"):
         assert phrase in result.output
 
 
@@ -81,3 +87,14 @@ def test_a_log_too_short_for_churn_still_builds_tiers(world: Settings) -> None:
     result = runner.invoke(app, ["tiers", "build", "--horizon", "60", "--data-dir", str(world.data_dir)])
     assert result.exit_code == 0, result.output
     assert "no churn risk" in result.output and "shorter --horizon" in result.output
+    assert "no lifetime value: lifetime value needs events" in " ".join(result.output.split())
+
+
+def test_value_scores_reward_ranking_and_sizing_spend() -> None:
+    realised = np.array([0.0, 0.0, 10.0, 30.0, 60.0, 0.0, 0.0, 0.0, 0.0, 100.0])
+    perfect = value_scores(realised, realised)
+    assert perfect["spearman"] == pytest.approx(1.0) and perfect["mae"] == 0 and perfect["total_ratio"] == 1
+    assert perfect["top_decile_share"] == pytest.approx(100 / 200)  # the top tenth is the one 100 spender
+    backwards = value_scores(-realised, realised)
+    assert backwards["spearman"] < 0 and backwards["top_decile_share"] == 0
+    assert value_scores(realised * 2, realised)["total_ratio"] == pytest.approx(2.0)
