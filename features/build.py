@@ -8,7 +8,7 @@ sums over a dense entity x day grid: one pass, no per-row Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,8 @@ class FeatureTables:
     item: pd.DataFrame  # item_id, event_timestamp, ITEM_FEATURES
     item_meta: pd.DataFrame  # item_id, category_id: static, served from the in-process item table
     user_category: pd.DataFrame  # user_id, category_id, event_timestamp, USER_CATEGORY_FEATURES
+    # user_id, event_timestamp, tiers.history.TIER_FEATURES: filled by the pipeline (tiers fit models per snapshot)
+    user_tiers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _day_grid(keys: pd.Series, day: np.ndarray, values: np.ndarray, n_keys: int, n_days: int) -> np.ndarray:

@@ -18,10 +18,12 @@ from feast.types import Float32
 from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES, FeatureTables
 from siyu.data.store import write_table_atomic
 from siyu.settings import Settings
+from tiers.history import TIER_FEATURES
 
 USER_VIEW = "user_features"
 ITEM_VIEW = "item_features"
 USER_CATEGORY_VIEW = "user_category_features"
+USER_TIER_VIEW = "user_tier_features"
 SNAPSHOT_TTL = timedelta(days=120)  # older snapshots count as "no data" at read time
 
 user_entity = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING, description="unified user id")
@@ -32,7 +34,8 @@ category_entity = Entity(
 
 
 def source_paths(settings: Settings) -> dict[str, Path]:
-    return {name: settings.features_dir / f"{name}.parquet" for name in (USER_VIEW, ITEM_VIEW, USER_CATEGORY_VIEW)}
+    names = (USER_VIEW, ITEM_VIEW, USER_CATEGORY_VIEW, USER_TIER_VIEW)
+    return {name: settings.features_dir / f"{name}.parquet" for name in names}
 
 
 def item_meta_path(settings: Settings) -> Path:
@@ -64,6 +67,12 @@ def feature_views(settings: Settings) -> list[FeatureView]:
             USER_CATEGORY_FEATURES,
             "user x category engagement over the last 30 days (rows where it changes)",
         ),
+        view(
+            USER_TIER_VIEW,
+            [user_entity],
+            TIER_FEATURES,
+            "value tier, lifecycle, churn risk and lifetime value, snapshots every SIYU_TIER_EVERY_DAYS days",
+        ),
     ]
 
 
@@ -92,7 +101,13 @@ def feature_store(settings: Settings) -> FeatureStore:
 def write_sources(tables: FeatureTables, settings: Settings) -> None:
     """Write the snapshot tables the file sources point at (atomically: readers never see half a file)."""
     paths = source_paths(settings)
-    for name, frame in ((USER_VIEW, tables.user), (ITEM_VIEW, tables.item), (USER_CATEGORY_VIEW, tables.user_category)):
+    written = (
+        (USER_VIEW, tables.user),
+        (ITEM_VIEW, tables.item),
+        (USER_CATEGORY_VIEW, tables.user_category),
+        (USER_TIER_VIEW, tables.user_tiers),
+    )
+    for name, frame in written:
         write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths[name])
     write_table_atomic(pa.Table.from_pandas(tables.item_meta, preserve_index=False), item_meta_path(settings))
 

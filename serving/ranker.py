@@ -23,11 +23,20 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
-from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, feature_store, item_meta_path, source_paths
+from features.repo import (
+    ITEM_VIEW,
+    USER_CATEGORY_VIEW,
+    USER_TIER_VIEW,
+    USER_VIEW,
+    feature_store,
+    item_meta_path,
+    source_paths,
+)
 from serving.histories import BEHAVIOUR_FEATURES, UserHistories
 from serving.paths import DecisionPaths, PathSuggestions, log_version
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_registry
+from tiers.history import TIER_FEATURES
 from training.dataset import ITEM_MODEL_FEATURES, add_context_features
 from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
@@ -35,7 +44,7 @@ from training.sequence.registry import load_version as load_sequence_version
 
 MAX_CANDIDATES = 500  # most popular in-stock items scored per request
 PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co-occurrence
-USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES]
+USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES] + [f"{USER_TIER_VIEW}:{f}" for f in TIER_FEATURES]
 USER_CATEGORY_REFS = [f"{USER_CATEGORY_VIEW}:{f}" for f in USER_CATEGORY_FEATURES]
 
 
@@ -219,7 +228,7 @@ class Ranker:
     def user_row(self, user_id: str) -> dict[str, float | None]:
         response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])
         row = response.to_dict()
-        return {f: row[f][0] for f in USER_FEATURES}
+        return {f: row[f][0] for f in (*USER_FEATURES, *TIER_FEATURES)}
 
     def popular(self, k: int) -> list[Recommendation]:
         items = self.catalog.items

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     api_key: str = Field("dev-pricing-key", description="(str) key the pricing endpoint requires in `X-API-Key`")
     host: str = Field("127.0.0.1", description="(str) address `siyu serve` binds")
     port: int = Field(3000, ge=1, le=65535, description="(int) port `siyu serve` binds")
+    tier_every_days: int = Field(
+        7, ge=1, le=90, description="(int) days between the tier snapshots `siyu features build` writes to Feast"
+    )
     item_refresh_seconds: float = Field(
         60.0, gt=0, description="(float) how often serving reloads the in-process item table and users' paths"
     )

@@ -97,6 +97,45 @@ def build_tiers(
     config = config or TierConfig()
     events, items = read_log(settings)
     as_of = midnight_utc(as_of) if as_of is not None else events["event_time"].max().floor("D") + pd.Timedelta(days=1)
+    table = tier_table(events, items, as_of, horizon, config, compare_probabilistic)
+    tiers = table.tiers
+    transitions = pd.DataFrame()
+    with_history = as_of - pd.Timedelta(days=TRANSITION_DAYS)
+    if with_history > events["event_time"].min():
+        before, _ = tiers_as_of(events, items, with_history, config)
+        transitions = transition_matrix(before["value_tier"], tiers["value_tier"])
+    path = settings.data_dir / "tiers" / f"tiers-{as_of.date()}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = tiers.reset_index().assign(as_of=as_of)
+    write_table_atomic(pa.Table.from_pandas(stored, preserve_index=False), path)
+    return TierBuild(
+        as_of, tiers, table.thresholds, table.churn, table.churn_note, path, table.value, table.value_note, transitions
+    )
+
+
+@dataclass
+class TierTable:
+    tiers: pd.DataFrame
+    thresholds: Thresholds
+    churn: ChurnModel | None
+    churn_note: str | None
+    value: ValueModel | None
+    value_note: str | None
+
+
+def tier_table(
+    events: pd.DataFrame,
+    items: pd.DataFrame,
+    as_of: pd.Timestamp,
+    horizon: int,
+    config: TierConfig,
+    compare_probabilistic: bool = False,
+) -> TierTable:
+    """Every user's tiers, churn risk and lifetime value as of `as_of`, from events before it only.
+
+    Churn and LTV need two outcome windows of history; without them their columns are NaN and the
+    note says why (tiers of a young log are still useful).
+    """
     tiers, thresholds = tiers_as_of(events, items, as_of, config)
     churn, note = None, None
     try:
@@ -112,16 +151,7 @@ def build_tiers(
     except ValueError as exc:
         value_note = f"no lifetime value: {exc}"
         tiers[list(LTV_COLUMNS)] = float("nan")
-    transitions = pd.DataFrame()
-    with_history = as_of - pd.Timedelta(days=TRANSITION_DAYS)
-    if with_history > events["event_time"].min():
-        before, _ = tiers_as_of(events, items, with_history, config)
-        transitions = transition_matrix(before["value_tier"], tiers["value_tier"])
-    path = settings.data_dir / "tiers" / f"tiers-{as_of.date()}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stored = tiers.reset_index().assign(as_of=as_of)
-    write_table_atomic(pa.Table.from_pandas(stored, preserve_index=False), path)
-    return TierBuild(as_of, tiers, thresholds, churn, note, path, value, value_note, transitions)
+    return TierTable(tiers, thresholds, churn, note, value, value_note)
 
 
 def midnight_utc(value: pd.Timestamp) -> pd.Timestamp:

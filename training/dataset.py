@@ -18,11 +18,12 @@ from feast import FeatureStore
 from feast.errors import FeastObjectNotFoundException
 
 from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES
-from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_VIEW, item_meta_path
+from features.repo import ITEM_VIEW, USER_CATEGORY_VIEW, USER_TIER_VIEW, USER_VIEW, item_meta_path
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table
 from siyu.settings import Settings
+from tiers.history import TIER_FEATURES
 from training.conversion_baselines import favourites_before
 from training.impression_history import HISTORY_FEATURES, UNKNOWN_CATEGORY, history_features
 from training.taste_traces import TASTE_FEATURES, taste_traces
@@ -33,6 +34,7 @@ ITEM_MODEL_FEATURES = tuple(f for f in ITEM_FEATURES if f not in ("price", "disc
 CONTEXT_FEATURES = ("price_shown", "price_vs_list", "price_vs_user_avg", "category_view_share_30d", "hour", "is_app")
 MODEL_FEATURES = (
     *USER_FEATURES,
+    *TIER_FEATURES,
     *ITEM_MODEL_FEATURES,
     *USER_CATEGORY_FEATURES,
     *CONTEXT_FEATURES,
@@ -103,6 +105,7 @@ JOINED_VIEWS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     (USER_VIEW, ("user_id",), USER_FEATURES),
     (ITEM_VIEW, ("item_id",), ITEM_MODEL_FEATURES),
     (USER_CATEGORY_VIEW, ("user_id", "category_id"), USER_CATEGORY_FEATURES),
+    (USER_TIER_VIEW, ("user_id",), TIER_FEATURES),
 )
 
 

@@ -13,6 +13,8 @@ from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
+from tiers.build import read_log
+from tiers.history import tier_history
 from training.conversion import ConversionResult, train_and_register
 
 # The world `make serve` builds on a fresh machine: big enough for a meaningful model, small
@@ -31,9 +33,12 @@ class FeatureBuildReport:
 
 
 def build_features(settings: Settings) -> FeatureBuildReport:
-    """Resolve identities, compute point-in-time snapshots and register them with Feast."""
+    """Resolve identities, compute point-in-time snapshots (tiers every SIYU_TIER_EVERY_DAYS days) and register
+    them with Feast."""
     identity = build_identity_map(settings)
     tables = load_feature_tables(settings)
+    events, items = read_log(settings)
+    tables.user_tiers = tier_history(events, items, settings.tier_every_days)
     repo.write_sources(tables, settings)
     repo.apply(settings)
     return FeatureBuildReport(identity, len(tables.user), len(tables.item))

@@ -12,6 +12,7 @@ from features import repo
 from features.build import USER_FEATURES
 from siyu.settings import Settings
 from tests.conftest import REDIS_URL, make_settings, require_redis
+from tiers.history import TIER_FEATURES
 from training.pipeline import build_features
 
 pytestmark = pytest.mark.integration
@@ -76,3 +77,22 @@ def test_point_in_time_join_never_sees_the_future(built_store: Settings) -> None
     joined = joined.sort_values("event_timestamp").reset_index(drop=True)
     assert joined.loc[0, "purchases_7d"] == history.loc[i - 1, "purchases_7d"]
     assert joined.loc[1, "purchases_7d"] == history.loc[i, "purchases_7d"]
+
+
+def test_tiers_are_joined_as_of_each_row_and_served_newest(built_store: Settings) -> None:
+    """A training row sees the tier its user had at the time; the online store serves the newest snapshot."""
+    tiers = pd.read_parquet(repo.source_paths(built_store)[repo.USER_TIER_VIEW])
+    assert tiers["event_timestamp"].nunique() >= 2  # a schedule of snapshots, not one table
+    moved = tiers.sort_values("event_timestamp").groupby("user_id")["value_score"].agg(lambda s: s.diff().abs().max())
+    user = moved.idxmax()
+    history = tiers[tiers["user_id"] == user].sort_values("event_timestamp").reset_index(drop=True)
+    i = int(history["value_score"].diff().abs().idxmax())
+    stamp = history.loc[i, "event_timestamp"]
+    entity = pd.DataFrame({"user_id": [user, user], "event_timestamp": [stamp - pd.Timedelta(seconds=1), stamp]})
+    store = repo.feature_store(built_store)
+    refs = [f"{repo.USER_TIER_VIEW}:{f}" for f in TIER_FEATURES]
+    joined = store.get_historical_features(entity_df=entity, features=refs).to_df().sort_values("event_timestamp")
+    assert joined["value_score"].tolist() == pytest.approx(history.loc[[i - 1, i], "value_score"].tolist(), rel=1e-6)
+    online = store.get_online_features(features=refs, entity_rows=[{"user_id": user}]).to_dict()
+    assert online["value_score"][0] == pytest.approx(history["value_score"].iloc[-1], rel=1e-6)
+    assert online["value_tier_rank"][0] in (0.0, 1.0, 2.0)
