@@ -45,7 +45,8 @@ def user_profiles(events: pd.DataFrame, items: pd.DataFrame, as_of: pd.Timestamp
     out["tenure_days"] = days_before.groupby(past["user_id"]).max()
     recent = past[days_before < ACTIVITY_DAYS]
     out["sessions_30d"] = recent.groupby("user_id")["session_id"].nunique()
-    out["active_days_30d"] = recent.groupby("user_id")["event_time"].agg(lambda t: t.dt.floor("D").nunique())
+    recent_day = (recent["event_time"] - as_of) // _DAY  # whole days before as_of: one per calendar day
+    out["active_days_30d"] = recent_day.groupby(recent["user_id"]).nunique()
     out["online_share"] = (past["channel"] != "pos").groupby(past["user_id"]).mean()
     purchases = past[past["event_type"] == "purchase"].merge(
         items[["item_id", "category_id", "list_price"]], on="item_id", how="left"
