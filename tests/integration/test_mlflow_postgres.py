@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 import mlflow
 import pytest
+from typer.testing import CliRunner
 
 from features import repo
+from siyu.cli import app
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version, use_registry
 from tests.conftest import in_ci, make_settings
@@ -61,5 +63,19 @@ def test_train_register_and_load_champion_from_postgres(small_world: Settings, p
         second = train_and_register(settings, max_rows=20_000)
         assert second.version == "2" and second.aliases == ["challenger"]
         assert alias_version(settings, settings.conversion_model_name, CHAMPION) == "1"
+        # The champion gate and the listing on the same backend: the verdict moves the alias or leaves it.
+        env = {
+            "SIYU_DATA_DIR": str(settings.data_dir),
+            "SIYU_MLFLOW_TRACKING_URI": postgres_uri,
+            "SIYU_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+            "SIYU_FEAST_PROJECT": settings.feast_project,
+            "COLUMNS": "200",
+        }
+        verdict = CliRunner().invoke(app, ["promote", "conversion"], env=env)
+        champion = alias_version(settings, settings.conversion_model_name, CHAMPION)
+        assert (verdict.exit_code, champion) in ((0, "2"), (1, "1")), verdict.output
+        assert "challenger" in verdict.output and "auc" in verdict.output
+        listing = CliRunner().invoke(app, ["models", "list"], env=env)
+        assert listing.exit_code == 0 and " 1 " in listing.output and " 2 " in listing.output, listing.output
     finally:
         repo.feature_store(settings).teardown()

@@ -10,6 +10,7 @@ import pytest
 
 from training.sequence.baselines import (
     EASE,
+    CategoryPopularity,
     ItemKNN,
     PersonalThenGlobal,
     PersonalTopFrequency,
@@ -184,5 +185,23 @@ def test_every_baseline_runs_end_to_end_on_both_protocols() -> None:
         for rec in all_baselines(tune_exclude_seen=exclude_seen):
             result = benchmark(rec, split, exclude_seen=exclude_seen)
             assert isinstance(rec, Recommender)
+            if rec.name == "category_popularity":  # these walks name no categories
+                assert result["skipped"] == "the log names no item categories"
+                continue
             assert 0.0 <= result["ndcg@10"] <= 1.0 and not math.isnan(result["mrr"]), rec.name
             assert result["train_seconds"] >= 0
+
+
+def test_category_popularity_follows_the_newest_steps_category() -> None:
+    """Shoppers stay in a category: after a shoe comes the most popular shoe, after a hat the top hat."""
+    category = {"shoe1": "shoes", "shoe2": "shoes", "shoe3": "shoes", "hat1": "hats", "hat2": "hats"}
+    walks = {f"s{n}": ["hat2", "shoe3", "shoe1", "shoe2"] for n in range(12)}
+    walks |= {f"h{n}": ["shoe3", "hat1", "hat2"] for n in range(6)}
+    walks["x"] = ["hat1", "shoe3"]
+    data = sequences(walks).with_categories(pd.Series(category))
+    assert data.n_categories == 2 and data.item_category[0] == 0
+    rec = CategoryPopularity(grid={"window_days": (None,), "decay": (0.0,), "popularity_weight": (0.1,)})
+    rec.fit(leave_last_out(data))
+    x = int(np.flatnonzero(data.user_ids == "x")[0])
+    assert top_item(rec, data, x, 2) in {"shoe1", "shoe2"}  # newest step a shoe: shoes first, hats after
+    assert top_item(rec, data, x, 1) == "hat2"  # newest step a hat

@@ -310,6 +310,10 @@ def test_taobao_slice_of_the_real_sample_matches_a_pandas_count(tmp_path: Path) 
     assert data.is_touch.sum() == raw.drop_duplicates(["session", "item"]).shape[0]
     assert data.n_steps == (raw["depth"] > before).sum()
     assert data.n_users == raw["user"].nunique()
+    # Each item's category as the log gives it (the latest row wins).
+    latest = raw.sort_values("ts", kind="stable").drop_duplicates("item", keep="last").set_index("item")["cat"]
+    named = np.array(data.category_vocab, dtype=object)[data.item_category[1:] - 1]
+    assert (named == latest.reindex(data.item_vocab.astype(int)).astype(str).to_numpy()).all()
     assert np.all(np.diff(data.time)[np.diff(np.repeat(np.arange(data.n_users), data.lengths)) == 0] >= 0)
 
 

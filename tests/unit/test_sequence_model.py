@@ -243,3 +243,28 @@ def test_without_query_gap_the_request_time_changes_nothing(split: Split, fitted
     np.testing.assert_array_equal(
         fitted.read(split.data, users, whole, now=2e9)[0], fitted.read(split.data, users, whole)[0]
     )
+
+
+def test_category_side_info_ties_items_to_their_category_and_survives_save_and_load(tmp_path: Path) -> None:
+    steps = cycling_steps(users=60).assign(
+        category_id=lambda f: "c" + (f["item_id"].str[1:].astype(int) % 3).astype(str)
+    )
+    split = leave_last_out(from_steps(steps))
+    assert split.data.n_categories == 3
+    rec = SASRecRecommender(SMALL.model_copy(update={"max_epochs": 2}))
+    rec.fit(split)
+    model = rec._fitted()
+    assert model.category is not None
+    vectors = model.item_vectors().detach()
+    own = model.item.weight.detach()
+    shared = model.category.weight.detach()[torch.as_tensor(split.data.item_category, dtype=torch.int64)]
+    torch.testing.assert_close(vectors, own + shared)  # every item's vector carries its category's
+    assert torch.count_nonzero(vectors[0]) == 0  # padding stays zero
+    loaded = SASRecRecommender.load(rec.save(tmp_path / "model.pt"))
+    users, cut = split.test.users, split.test.cut
+    np.testing.assert_array_equal(rec.score(split.data, users, cut), loaded.score(split.data, users, cut))
+    off = DecisionPathModel(
+        SMALL.model_copy(update={"category_side_info": False}), N_ITEMS, 2, split.data.item_category
+    )
+    assert off.category is None and "item_category" not in off.state_dict()
+    assert DecisionPathModel(SMALL, N_ITEMS, 2).category is None  # a log without categories

@@ -98,8 +98,11 @@ def _eager(head: ServingHead, example: Tokens) -> tuple[Callable[[Tokens], Answe
     torch.save(head.model.state_dict(), buffer)
     started = time.perf_counter()
     buffer.seek(0)
-    model = DecisionPathModel(head.model.config, head.model.n_items, head.model.n_channels)
-    model.load_state_dict(torch.load(buffer, weights_only=True))
+    weights = torch.load(buffer, weights_only=True)
+    model = DecisionPathModel(
+        head.model.config, head.model.n_items, head.model.n_channels, weights.get("item_category")
+    )
+    model.load_state_dict(weights)
     loaded = ServingHead(model, head.k).eval()
     return (lambda r: loaded(*r)), _ms_since(started)
 

@@ -11,7 +11,7 @@ steps cost a few MB and batching is slicing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,21 @@ class SequenceData:
     purchase_follows: np.ndarray  # (steps,) bool: a later step of the same session is a purchase (intent label)
     has_actions: bool = True  # False for logs that carry items only (the `user item` text format)
     touch: np.ndarray | None = None  # (steps,) bool: a first event on the item in its session; None = all are
+    # (items + 1,) int32: item token k's category token (1..len(category_vocab)), 0 for padding and unknown;
+    # None when the log names no categories (the `user item` format, UCI Online Retail).
+    item_category: np.ndarray | None = None
+    category_vocab: tuple[str, ...] = ()
+
+    def with_categories(self, categories: pd.Series) -> SequenceData:
+        """The same steps with each item's category from `categories` (item id -> category id; unknown ids: 0)."""
+        named = pd.Series(self.item_vocab).map(categories)
+        codes, vocab = pd.factorize(named.astype(object), sort=True)
+        item_category = np.concatenate([[0], codes + 1]).astype(np.int32)  # factorize gives -1 for missing
+        return replace(self, item_category=item_category, category_vocab=tuple(str(c) for c in vocab))
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.category_vocab)
 
     @property
     def is_touch(self) -> np.ndarray:
@@ -97,6 +112,8 @@ class SequenceData:
             purchase_follows=self.purchase_follows[steps],
             has_actions=self.has_actions,
             touch=None if self.touch is None else self.touch[steps],
+            item_category=self.item_category,
+            category_vocab=self.category_vocab,
         )
 
 
@@ -207,7 +224,8 @@ def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
     """Tokenise a step table (STEP_COLUMNS; `action` one of ACTIONS) into sequences in time order.
 
     Ties in time keep the frame's order, so a converter decides the order of same-second steps. An optional
-    bool `touch` column marks the steps that may be next-item targets (absent: every step may).
+    bool `touch` column marks the steps that may be next-item targets (absent: every step may), and an
+    optional `category_id` column names items' categories (the latest seen wins).
     """
     missing = [c for c in STEP_COLUMNS if c not in frame.columns]
     if missing:
@@ -237,7 +255,7 @@ def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
     gap_seconds = np.diff(time, prepend=time[:1])
     gap = np.where(first, 1, gap_tokens(gap_seconds)).astype(np.int8)
     action = (pd.Categorical(frame["action"], categories=list(ACTIONS)).codes + 1).astype(np.int8)
-    return SequenceData(
+    data = SequenceData(
         user_ids=np.asarray(user_ids, dtype=object),
         item_vocab=np.asarray(item_vocab, dtype=object),
         channel_vocab=tuple(str(c) for c in channel_vocab),
@@ -251,6 +269,10 @@ def from_steps(frame: pd.DataFrame, has_actions: bool = True) -> SequenceData:
         has_actions=has_actions,
         touch=frame["touch"].to_numpy(dtype=bool) if "touch" in frame.columns else None,
     )
+    if "category_id" in frame.columns and frame["category_id"].notna().any():
+        named = frame[["item_id", "category_id"]].dropna().drop_duplicates("item_id", keep="last")
+        data = data.with_categories(named.set_index("item_id")["category_id"])
+    return data
 
 
 def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:

@@ -131,8 +131,9 @@ class SASRecRecommender:
     def load(cls, path: Path | str) -> SASRecRecommender:
         state = torch.load(Path(path), weights_only=True)
         rec = cls(SequenceModelConfig(**state["config"]), name=state["name"])
-        rec.model = DecisionPathModel(rec.config, state["n_items"], state["n_channels"])
-        rec.model.load_state_dict(state["model"])
+        weights = state["model"]
+        rec.model = DecisionPathModel(rec.config, state["n_items"], state["n_channels"], weights.get("item_category"))
+        rec.model.load_state_dict(weights)
         rec.model.eval()
         rec.item_vocab = np.asarray(state["item_vocab"], dtype=object)
         rec.channel_vocab = tuple(state["channel_vocab"])

@@ -56,7 +56,11 @@ def from_events(settings: Settings) -> SequenceData:
     events = step_events(events)
     if events.empty:
         raise SequenceDataError(f"the events under {settings.events_dir} hold no item views, carts or purchases")
-    return from_steps(event_steps(events, _unified_users(events, identity)))
+    data = from_steps(event_steps(events, _unified_users(events, identity)))
+    if settings.items_path.exists():
+        items = read_table(settings.items_path, schema.ITEM_SCHEMA)
+        data = data.with_categories(items.set_index("item_id")["category_id"])
+    return data
 
 
 def step_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -112,9 +116,10 @@ def from_taobao(path: Path | str) -> SequenceData:
     log = _taobao_fast(path)
     if log is None:
         log = _taobao_validated(path)
-    user, item, depth, seconds = log
+    user, item, category, depth, seconds = log
     session = sessions_by_gap(user, seconds, TAOBAO_SESSION_GAP_SECONDS)
-    return from_steps(path_steps(user, item, session, seconds, depth, channel="app"))
+    data = from_steps(path_steps(user, item, session, seconds, depth, channel="app"))
+    return data.with_categories(_taobao_categories(item, category, seconds))
 
 
 def from_online_retail(path: Path | str) -> SequenceData:
@@ -123,7 +128,7 @@ def from_online_retail(path: Path | str) -> SequenceData:
     Guests (no CustomerID), cancellations and non-merchandise lines are dropped by the importer's rules.
     """
     path = _existing(path)
-    events = _validated(path, RETAIL_COLUMNS, has_header=True, convert=convert_online_retail)
+    events = _validated(path, RETAIL_COLUMNS, has_header=True, convert=convert_online_retail).events
     bought = events[events["event_type"].eq("purchase") & events["user_key_type"].eq("member_id")]
     if bought.empty:
         raise SequenceDataError(f"{path.name} holds no purchases by identified customers (CustomerID)")
@@ -261,9 +266,12 @@ def _existing(path: Path | str) -> Path:
 
 
 def _validated(
-    path: Path, columns: tuple[str, ...], has_header: bool, convert: Callable[[pd.DataFrame, Rows], Converted]
-) -> pd.DataFrame:
-    """Events through an importer's reader and converter; the first bad row (file:line: reason) is the error."""
+    path: Path,
+    columns: tuple[str, ...],
+    has_header: bool,
+    convert: Callable[[pd.DataFrame, Rows], Converted],
+) -> Converted:
+    """A file through an importer's reader and converter; the first bad row (file:line: reason) is the error."""
     try:
         raw = read(path, columns, has_header)
     except ImportFormatError as exc:
@@ -274,7 +282,13 @@ def _validated(
     if bad:
         more = f" ({len(bad)} bad rows in all)" if len(bad) > 1 else ""
         raise SequenceDataError(f"{bad[0]}{more}")
-    return converted.events
+    return converted
+
+
+def _taobao_categories(item: np.ndarray, category: np.ndarray, seconds: np.ndarray) -> pd.Series:
+    """Item id (as the steps name it) -> category id as text; the latest row wins, as the importer decides."""
+    order = np.argsort(seconds, kind="stable")
+    return pd.Series(category[order].astype(str), index=item[order]).groupby(level=0).last()
 
 
 _TAOBAO_DEPTH = {code: EVENT_DEPTH[event] for code, event in TAOBAO_EVENT_TYPES.items()}
@@ -287,8 +301,8 @@ _TAOBAO_TYPES = {
 }
 
 
-def _taobao_fast(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(user, item, depth, unix seconds) read by Arrow as typed columns; None if anything looks off."""
+def _taobao_fast(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(user, item, category, depth, unix seconds) read by Arrow as typed columns; None if anything looks off."""
     try:
         table = pcsv.read_csv(
             path,
@@ -311,19 +325,23 @@ def _taobao_fast(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return (
         table.column("user_id").to_numpy(),
         table.column("item_id").to_numpy(),
+        table.column("category_id").to_numpy(),
         depth_of_code[codes.indices.to_numpy()],
         seconds.to_numpy(),
     )
 
 
-def _taobao_validated(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _taobao_validated(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The importer's row-by-row checks: they name the first bad line, or accept what Arrow would not (a header)."""
-    events = _validated(path, TAOBAO_COLUMNS, has_header=False, convert=convert_taobao)
-    if events.empty:
+    converted = _validated(path, TAOBAO_COLUMNS, has_header=False, convert=convert_taobao)
+    events, items = converted.events, converted.items
+    if events.empty or items is None:
         raise SequenceDataError(f"{path.name} holds no Taobao behaviour rows")
+    category = events["item_id"].map(items.set_index("item_id")["category_id"])
     return (
         pd.to_numeric(events["user_key"]).to_numpy(dtype=np.int64),
         pd.to_numeric(events["item_id"]).to_numpy(dtype=np.int64),
+        pd.to_numeric(category).to_numpy(dtype=np.int64),
         events["event_type"].map(EVENT_DEPTH).to_numpy(dtype=np.int8),
         epoch_seconds(events["event_time"]),
     )

@@ -147,7 +147,7 @@ def _train_epoch(
         target = batch.target[batch.real]
         scored = target > 0  # positions whose next step is a deepening train the intent head only
         queried = model.for_query(hidden[scored], batch.target_gap[batch.real][scored])
-        loss = next_item_loss(queried, model.item.weight, target[scored]) if scored.any() else hidden.sum() * 0
+        loss = next_item_loss(queried, model.item_vectors(), target[scored]) if scored.any() else hidden.sum() * 0
         if use_intent:
             loss = loss + config.intent_weight * intent_loss(model.intent_logit(hidden), batch.intent[batch.real])
         optimiser.zero_grad(set_to_none=True)
@@ -219,7 +219,7 @@ def train(
     data, n_items, n_channels = split.data, split.data.n_items, len(split.data.channel_vocab)
     with _fit_settings(config.threads or cpu_threads()), peak_rss() as memory:
         torch.manual_seed(config.seed)
-        model = DecisionPathModel(config, n_items, n_channels)
+        model = DecisionPathModel(config, n_items, n_channels, data.item_category)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         windows = TrainWindows(split.train, config.max_len)
         next_item_loss = NextItemLoss(config, torch.from_numpy(np.bincount(split.train.item, minlength=n_items + 1)))
