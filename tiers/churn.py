@@ -16,19 +16,11 @@ import numpy as np
 import pandas as pd
 
 from siyu.metrics import auc
-from tiers.forward import forward_snapshots
+from tiers.forward import PROFILE_MODEL_PARAMS, PROFILE_MODEL_ROUNDS, forward_snapshots
 from tiers.profile import PROFILE_COLUMNS, user_profiles
 
-PARAMS = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 40,
-    "feature_fraction": 0.9,
-    "verbosity": -1,
-    "seed": 0,
-}
-ROUNDS = 200
+PARAMS = {"objective": "binary", **PROFILE_MODEL_PARAMS}
+ROUNDS = PROFILE_MODEL_ROUNDS
 
 
 @dataclass

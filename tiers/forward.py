@@ -9,6 +9,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+# LightGBM on user profiles (a few thousand to a few hundred thousand rows, a dozen columns): small trees,
+# a fixed number of rounds, no early-stopping rows to spare. Churn and lifetime value add their objective.
+PROFILE_MODEL_PARAMS = {
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.9,
+    "verbosity": -1,
+    "seed": 0,
+}
+PROFILE_MODEL_ROUNDS = 200
+
 
 def forward_snapshots(
     events: pd.DataFrame, as_of: pd.Timestamp, horizon: int, what: str

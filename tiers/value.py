@@ -22,19 +22,10 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from tiers import clv_probabilistic
-from tiers.forward import forward_snapshots
+from tiers.forward import PROFILE_MODEL_PARAMS, PROFILE_MODEL_ROUNDS, forward_snapshots
 from tiers.profile import PROFILE_COLUMNS, user_profiles
 
 LTV_COLUMNS = ("ltv_orders", "ltv_spend")
-ROUNDS = 200
-_BASE = {
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 40,
-    "feature_fraction": 0.9,
-    "verbosity": -1,
-    "seed": 0,
-}
 OBJECTIVES = {"ltv_orders": {"objective": "poisson"}, "ltv_spend": {"objective": "tweedie"}}
 
 
@@ -115,6 +106,8 @@ def fit_value(
 def _fit(profiles: pd.DataFrame, outcome: pd.DataFrame) -> dict[str, lgb.Booster]:
     x = profiles[list(PROFILE_COLUMNS)]
     return {
-        name: lgb.train(_BASE | OBJECTIVES[name], lgb.Dataset(x, outcome[name]), num_boost_round=ROUNDS)
+        name: lgb.train(
+            PROFILE_MODEL_PARAMS | OBJECTIVES[name], lgb.Dataset(x, outcome[name]), num_boost_round=PROFILE_MODEL_ROUNDS
+        )
         for name in LTV_COLUMNS
     }
