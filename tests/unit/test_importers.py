@@ -493,3 +493,26 @@ def test_events_bad_values_are_located(tmp_path: Path, settings: Settings) -> No
     assert reasons[9].startswith("channel 'tv' is not one of")
     assert reasons[10] == "session_id is 'nan' (a missing-value placeholder, not an id)"
     assert not settings.data_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "missing"), [(4, "column `timestamp`"), (3, "columns `behavior_type`, `timestamp`")]
+)
+def test_headerless_file_with_too_few_fields_names_the_missing_columns(
+    tmp_path: Path, settings: Settings, fields: int, missing: str
+) -> None:
+    lines = [",".join(line.split(",")[:fields]) for line in taobao_lines(0, 5)]
+    message = format_error(write_lines(tmp_path / "short.csv", lines), "taobao", settings)
+
+    assert message.startswith(f"{missing} missing in short.csv")
+    assert f"first row has {fields} fields" in message
+    assert not settings.events_dir.exists() or not any(settings.events_dir.iterdir())
+
+
+def test_a_file_whose_every_record_is_malformed_is_rejected_row_by_row(tmp_path: Path, settings: Settings) -> None:
+    lines = retail_lines(4)
+    lines[1:] = [",".join(line.split(",")[:3]) for line in lines[1:]]
+    error = rejected(write_lines(tmp_path / "cut.csv", lines), "online-retail", settings)
+
+    assert [bad.line for bad in error.report.bad_rows] == [2, 3, 4]
+    assert "expected 8 fields, got 3" in str(error)

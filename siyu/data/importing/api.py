@@ -30,6 +30,10 @@ def import_file(path: Path, fmt: Format, settings: Settings, skip_bad: bool = Fa
 
     spec = FORMATS[fmt]
     raw = read(path, spec.columns, spec.has_header)
+    if raw.frame.empty:  # every record malformed: nothing to convert, so report the records themselves
+        report = ImportReport(file=str(path), format=fmt, rows_read=raw.rows_read, bad_rows=raw.structural)
+        report.seconds = time.perf_counter() - started
+        raise ImportRejected(report)
     rows = Rows(path.name, raw.lines)
     converted = spec.convert(raw.frame, rows)
     report = ImportReport(

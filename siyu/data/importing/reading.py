@@ -187,6 +187,7 @@ def _read_csv(path: Path, columns: tuple[str, ...], has_header: bool) -> Raw:
     elif not data.strip():
         raise ImportFormatError(f"{name} is empty (expected rows of {', '.join(columns)}, no header)")
     else:
+        _check_first_record_width(data, name, columns)
         header, body, first_line = list(columns), data, 1
     raw = _parse_arrow(body, header, name, first_line) or _parse_stdlib(body, header, name, first_line)
     if not has_header:
@@ -195,6 +196,17 @@ def _read_csv(path: Path, columns: tuple[str, ...], has_header: bool) -> Raw:
         raise ImportFormatError(f"{name} has no data rows" + (" (only a header)" if has_header else ""))
     raw.frame = raw.frame[list(columns)]
     return raw
+
+
+def _check_first_record_width(data: bytes, name: str, columns: tuple[str, ...]) -> None:
+    """A headerless file whose first record is short has the wrong layout, not one bad row per line.
+
+    Its columns are known only by position, so the missing ones are the last: name them, as a header would.
+    """
+    first, _, _ = _split_header(data, name, columns)
+    if len(first) < len(columns):
+        error = _columns_error(name, list(columns[len(first) :]), columns)
+        raise ImportFormatError(f"{error} (its first row has {len(first)} fields, no header; expected {len(columns)})")
 
 
 def _drop_header_like(raw: Raw, columns: tuple[str, ...]) -> Raw:
