@@ -166,7 +166,7 @@ def latency_run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, l
     """POST /price with one SKU, sequentially, over HTTP, next to the same plan solved in process."""
     from pricing.demand.registry import load_champion
     from pricing.planning import default_rules, plan
-    from serving.launcher import running_server
+    from serving.local.launcher import running_server
 
     requests = 100 if quick else 500
     model, version = load_champion(settings)

@@ -16,6 +16,7 @@ from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConf
 from feast.types import Float32
 
 from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES, FeatureTables
+from features.redis_online import TYPE as FAIL_FAST_REDIS
 from siyu.data.store import write_table_atomic
 from siyu.settings import Settings
 from tiers.history import TIER_FEATURES
@@ -76,10 +77,17 @@ def feature_views(settings: Settings) -> list[FeatureView]:
     ]
 
 
-def repo_config(settings: Settings) -> RepoConfig:
+def repo_config(settings: Settings, fail_fast: bool = False) -> RepoConfig:
+    """Feast's configuration; `fail_fast` (serving) gives Redis reads short timeouts and no retries."""
     feast_dir = settings.feast_dir.resolve()
     if settings.online_store == "sqlite":
         online = {"type": "sqlite", "path": str(feast_dir / "online.db")}
+    elif fail_fast:
+        online = {
+            "type": FAIL_FAST_REDIS,
+            "connection_string": settings.redis_connection_string,
+            "timeout_seconds": settings.online_timeout_ms / 1000,
+        }
     else:
         online = {"type": "redis", "connection_string": settings.redis_connection_string}
     return RepoConfig(
@@ -93,9 +101,9 @@ def repo_config(settings: Settings) -> RepoConfig:
     )
 
 
-def feature_store(settings: Settings) -> FeatureStore:
+def feature_store(settings: Settings, fail_fast: bool = False) -> FeatureStore:
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(config=repo_config(settings))
+    return FeatureStore(config=repo_config(settings, fail_fast))
 
 
 def write_sources(tables: FeatureTables, settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""The BentoML service: /recommend plus health endpoints (BentoML adds /healthz, /livez, /readyz, /metrics).
+"""The BentoML service: /recommend, /events, /similar, /bought-together, /price, plus BentoML's /healthz, /livez,
+/readyz and /metrics.
 
 Configuration comes from `SIYU_*` environment variables (see siyu/settings.py), so the same
 service runs on the embedded SQLite store or on Redis without code changes.
@@ -6,46 +7,33 @@ service runs on the embedded SQLite store or on Redis without code changes.
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Annotated, Literal
 
 import bentoml
 from bentoml.exceptions import BentoMLException
-from pydantic import BaseModel, Field
 
-from serving.api_key import ApiKeyMiddleware
-from serving.pricing_api import Pricer, PriceRequest, PriceResponse, PricingInputError
-from serving.ranker import Ranker
+from serving.api.api_key import ApiKeyMiddleware
+from serving.api.contract import ApiContract
+from serving.api.models import (
+    BoughtTogetherRequest,
+    EventsRequest,
+    EventsResponse,
+    ItemOut,
+    RecommendRequest,
+    RecommendResponse,
+    RefusedEventOut,
+    RelatedResponse,
+    SimilarRequest,
+)
+from serving.api.pricing import Pricer, PriceRequest, PriceResponse, PricingInputError
+from serving.api.request_guard import RequestGuard
+from serving.recommend.catalog import Catalog, Recommendation
+from serving.recommend.item_to_item import UnknownItems
+from serving.recommend.ranker import Ranker
+from siyu.data.ingest import ingest_events
 from siyu.settings import get_settings
-
-Channel = Literal["mini_program", "app", "pos", "wecom", "web"]
-
-
-class RecommendedItem(BaseModel):
-    item_id: str
-    score: float = Field(description="predicted purchase probability, or recent units sold for fallbacks")
-    reason: str
-
-
-class RecommendResponse(BaseModel):
-    user_id: str
-    items: list[RecommendedItem]
-    fallback: Literal["popular"] | None = Field(None, description="set when the ranking model was not used")
-    degraded: bool = Field(
-        False, description="true when a dependency (the online store) failed and a fallback answered"
-    )
-    model_version: str | None = Field(None, description="version of the conversion model that ranked the items")
-    intent: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="decision-path model's probability that the user's latest session ends in a purchase"
-        " (null when no sequence model is registered or the user has no stored events)",
-    )
-    sequence_model_version: str | None = Field(
-        None, description="version of the decision-path model that read the path"
-    )
-    notes: list[str] = Field(default_factory=list, description="why a fallback answered, when one did")
 
 
 class UnpriceableRequest(BentoMLException):
@@ -54,35 +42,124 @@ class UnpriceableRequest(BentoMLException):
     error_code = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
-@bentoml.service(name="siyu", traffic={"timeout": 30})
+class ItemNotFound(BentoMLException):
+    """An item id neither the item table nor the event log knows (the message names it)."""
+
+    error_code = HTTPStatus.NOT_FOUND
+
+
+def _items(recommendations: list[Recommendation], catalog: Catalog) -> list[ItemOut]:
+    facts = catalog.facts
+    out = []
+    for r in recommendations:
+        known = facts.get(r.item_id)
+        out.append(
+            ItemOut(
+                item_id=r.item_id,
+                score=r.score,
+                reason=r.reason,
+                category_id=known.category_id if known else None,
+                price=known.price if known else None,
+                in_stock=known.in_stock if known else False,
+            )
+        )
+    return out
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+# Each worker is a process with its own models: with one, requests queued behind each other on one core.
+@bentoml.service(name="siyu", workers=get_settings().workers, traffic={"timeout": 30})
 class Siyu:
     def __init__(self) -> None:
         settings = get_settings()
+        self.settings = settings
         self.ranker = Ranker(settings)
         self.pricer = Pricer(settings)  # the demand model is loaded here, never on the request path
 
     @bentoml.api(route="/recommend")
-    def recommend(
-        self,
-        user_id: Annotated[str, Field(min_length=1, max_length=128, description="unified user id")],
-        k: Annotated[int, Field(ge=1, le=100, description="how many items to return")] = 10,
-        channel: Channel = "mini_program",
-    ) -> RecommendResponse:
+    def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
         """Personalised "guess you like": k in-stock items ranked by predicted purchase probability.
 
+        Name the user by `user_id`, or by any identifier the app holds (`user_key` + `user_key_type`).
         Candidates: the decision-path model's likely next items, items co-occurring with the user's recent
         steps, and the most popular in-stock items; each item's `reason` names the source that proposed it.
         """
-        result = self.ranker.recommend(user_id, k, channel)
+        ranker = self.ranker
+        if request.user_id is not None:
+            user_id = request.user_id
+        else:
+            user_id = ranker.resolve(request.user_key_type, request.user_key).user_id
+        catalog = ranker.catalog
+        result = ranker.recommend(user_id, request.k, request.channel, rules=request.rules)
         return RecommendResponse(
+            recommendation_id=_new_id(),
             user_id=user_id,
-            items=[RecommendedItem(item_id=r.item_id, score=r.score, reason=r.reason) for r in result.items],
+            items=_items(result.items, catalog),
             fallback=result.fallback,
             degraded=result.degraded,
             model_version=result.model_version,
             intent=result.intent,
             sequence_model_version=result.sequence_model_version,
             notes=result.notes,
+            tier=result.tier,
+        )
+
+    @bentoml.api(route="/events")
+    def events(self, request: EventsRequest, /) -> EventsResponse:
+        """Real-time events, up to 1,000 per batch, by any user identifier: stored before the answer, then
+        counted in that user's next /recommend (their path, intent and history features).
+
+        Each event is checked on its own: bad ones come back in `refused` with every reason, the good ones
+        of the same batch are stored. Idempotent on `event_id`: a retried batch is not counted twice.
+        """
+        batch = [event.model_dump(exclude={"event_id"}) for event in request.events]
+        ids = [event.event_id for event in request.events]
+        result = ingest_events(self.settings, batch, ids, datetime.now(UTC))
+        users = self.ranker.add_stored(result.part, result.stored) if result.part else []
+        return EventsResponse(
+            stored=len(result.stored),
+            duplicates=result.duplicates,
+            refused=[RefusedEventOut(index=r.index, event_id=r.event_id, reasons=r.reasons) for r in result.refused],
+            users=users,
+        )
+
+    @bentoml.api(route="/similar")
+    def similar(self, request: SimilarRequest, /) -> RelatedResponse:
+        """Items like this one: touched by the same users (viewed together), then its category's best sellers.
+
+        404 naming the id when neither the item table nor the event log knows the item.
+        """
+        catalog = self.ranker.catalog
+        try:
+            found = self.ranker.similar(request.item_id, request.k, request.in_stock_only)
+        except UnknownItems as exc:
+            raise ItemNotFound(str(exc)) from exc
+        return RelatedResponse(
+            recommendation_id=_new_id(),
+            model_version=self.ranker.related_version,
+            items=_items(found, catalog),
+            asked=[request.item_id],
+        )
+
+    @bentoml.api(route="/bought-together")
+    def bought_together(self, request: BoughtTogetherRequest, /) -> RelatedResponse:
+        """Items that go with a basket: bought by the same buyers, then viewed together, then same category.
+
+        404 naming the ids when any basket item is unknown to both the item table and the event log.
+        """
+        catalog = self.ranker.catalog
+        try:
+            found = self.ranker.bought_together(request.item_ids, request.k, request.in_stock_only)
+        except UnknownItems as exc:
+            raise ItemNotFound(str(exc)) from exc
+        return RelatedResponse(
+            recommendation_id=_new_id(),
+            model_version=self.ranker.related_version,
+            items=_items(found, catalog),
+            asked=request.item_ids,
         )
 
     @bentoml.api(route="/price")
@@ -99,5 +176,9 @@ class Siyu:
             raise UnpriceableRequest(str(exc)) from exc
 
 
-# The key is read once when the service is imported; it is compared in constant time and never logged.
+# Starlette runs middleware in the order added: the contract (one error shape, a true /docs.json) wraps all;
+# the key check refuses a stranger before their body is read; the guard keeps oversized and non-JSON bodies
+# from BentoML's parsers.
+Siyu.add_asgi_middleware(ApiContract, spec=Siyu.openapi_spec)
 Siyu.add_asgi_middleware(ApiKeyMiddleware, key=get_settings().api_key)
+Siyu.add_asgi_middleware(RequestGuard, max_body_bytes=get_settings().max_body_bytes)

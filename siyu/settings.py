@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,28 @@ class Settings(BaseSettings):
     tier_every_days: int = Field(
         7, ge=1, le=90, description="(int) days between the tier snapshots `siyu features build` writes to Feast"
     )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="(bytes) largest request body the API reads; larger ones get 413"
+    )
+    online_timeout_ms: float = Field(
+        100.0, gt=0, description="(ms) serving's connect and read timeout for the Redis online store (no retries)"
+    )
+    breaker_cooldown_seconds: float = Field(
+        2.0, gt=0, description="(s) after an online-store failure, how long serving answers from fallbacks untried"
+    )
+    workers: int = Field(2, ge=1, le=64, description="(int) server processes; each holds its own copy of the models")
+    overstock_days_of_cover: float = Field(
+        60.0, gt=0, description="(days) an item with more stock than this many days of sales counts as promoted"
+    )
+    tier_rules: dict[str, dict[str, float]] | None = Field(
+        None,
+        description="(JSON) the tier playbook: value tier -> default /recommend rules, e.g."
+        ' `{"core": {"exploration_share": 0.2}}`; unset: the built-in playbook (serving/recommend/tier_strategy.py)',
+    )
+    timezone: str = Field("Asia/Shanghai", description="(IANA name) the brand's local time, for reach-list hours")
+    events_poll_seconds: float = Field(
+        0.25, gt=0, description="(s) how often serving looks for new parts of the event log (fresh events)"
+    )
     item_refresh_seconds: float = Field(
         60.0, gt=0, description="(float) how often serving reloads the in-process item table and users' paths"
     )
@@ -73,6 +96,15 @@ class Settings(BaseSettings):
     def _known_online_store(cls, value: str) -> str:
         if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
             raise ValueError(f"online_store must be 'sqlite' or a redis:// URL, got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone must be an IANA name such as 'Asia/Shanghai', got {value!r}") from exc
         return value
 
     @model_validator(mode="after")

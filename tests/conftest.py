@@ -92,10 +92,26 @@ def registry(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="session")
 def server(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """The BentoML server over the trained system, shared by every HTTP test and always stopped."""
-    from serving.launcher import running_server
+    from serving.local.launcher import running_server
 
     settings, _ = trained_system
     with running_server(settings, tmp_path_factory.mktemp("server") / "bentoml.log") as base:
+        yield base, settings
+
+
+@pytest.fixture(scope="session")
+def scratch_server(trained_system, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """A server on a copy of the trained system's data, for tests that write (events, fuzzing): the shared
+    `server` and everything else reading the trained system never see what they store."""
+    import shutil
+
+    from serving.local.launcher import running_server
+
+    system, _ = trained_system
+    root = tmp_path_factory.mktemp("scratch-server")
+    settings = system.model_copy(update={"data_dir": root / "data"})
+    shutil.copytree(system.data_dir, settings.data_dir)
+    with running_server(settings, root / "bentoml.log") as base:
         yield base, settings
 
 
@@ -127,3 +143,13 @@ def require_redis() -> None:
     if in_ci():
         pytest.fail("CI=true but no Redis answers on 127.0.0.1:6379")
     pytest.skip("no Redis server on 127.0.0.1:6379 (start one to run the Redis online-store tests)")
+
+
+def known_user(settings: Settings) -> str:
+    """The user with the most purchases in the newest feature snapshot: in the online store, with history."""
+    import pandas as pd
+
+    from features import repo
+
+    snapshots = pd.read_parquet(repo.source_paths(settings)[repo.USER_VIEW])
+    return snapshots.sort_values(["event_timestamp", "purchases_30d"]).iloc[-1]["user_id"]

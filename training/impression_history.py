@@ -93,13 +93,20 @@ class UserEvents:
         )
 
     def slice(self, start: int, end: int) -> UserEvents:
+        return UserEvents(*(array[start:end] for array in self._arrays()))
+
+    def joined(self, newer: UserEvents) -> UserEvents:
+        """These events and `newer` in one time order (a stable sort: equal instants keep this-then-newer)."""
+        order = np.argsort(np.concatenate([self.time_ns, newer.time_ns]), kind="stable")
         return UserEvents(
-            self.item[start:end],
-            self.kind[start:end],
-            self.session[start:end],
-            self.time_ns[start:end],
-            self.category[start:end],
+            *(
+                np.concatenate([mine, theirs])[order]
+                for mine, theirs in zip(self._arrays(), newer._arrays(), strict=True)
+            )
         )
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return self.item, self.kind, self.session, self.time_ns, self.category
 
     def before(self, now_ns: int) -> UserEvents:
         return self.slice(0, int(np.searchsorted(self.time_ns, now_ns, side="left")))

@@ -32,7 +32,8 @@ class IdentityReport:
         return f"{self.identifiers:,} identifiers -> {self.users:,} users ({self.merged_identifiers:,} merged)"
 
 
-def _user_id_for(node: str) -> str:
+def person_id(node: str) -> str:
+    """The user id of the person whose smallest identifier is `node` (`type:key`); also of a lone new identifier."""
     return "U" + hashlib.sha1(node.encode()).hexdigest()[:14]
 
 
@@ -62,7 +63,7 @@ def resolve(links: pd.DataFrame, event_keys: pd.DataFrame, previous: pd.DataFram
     smallest = names.groupby(component).transform("min")
     parts = names.str.split(":", n=1, expand=True)
     return pd.DataFrame(
-        {"user_key_type": parts[0], "user_key": parts[1], "user_id": smallest.map(_user_id_for)}
+        {"user_key_type": parts[0], "user_key": parts[1], "user_id": smallest.map(person_id)}
     ).sort_values(["user_key_type", "user_key"], ignore_index=True)
 
 
@@ -84,7 +85,7 @@ def attach_user_ids(events: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFram
     missing = joined["user_id"].isna()
     if missing.any():
         nodes = joined.loc[missing, "user_key_type"] + ":" + joined.loc[missing, "user_key"]
-        joined.loc[missing, "user_id"] = nodes.map(_user_id_for)
+        joined.loc[missing, "user_id"] = nodes.map(person_id)
     return joined
 
 

@@ -91,7 +91,7 @@ def test_the_decision_path_gate_judges_both_versions_on_todays_questions(registr
 
 def test_a_running_ranker_follows_the_champion_alias(registry: Settings) -> None:
     """A promotion reaches a live ranker on its next refresh tick, with no restart, and answers name it."""
-    from serving.ranker import Ranker
+    from serving.recommend.ranker import Ranker
 
     name = registry.conversion_model_name
     first = alias_version(registry, name, CHAMPION) or train_and_register(registry).version

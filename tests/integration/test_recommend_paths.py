@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from features.repo import item_meta_path
-from serving.histories import BEHAVIOUR_FEATURES
-from serving.ranker import PATH_CANDIDATES, Ranker
+from serving.recommend.histories import BEHAVIOUR_FEATURES
+from serving.recommend.ranker import PATH_CANDIDATES, Ranker
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import new_part_path, read_table, to_table, write_table_atomic

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features import repo
-from serving.ranker import Ranker
+from serving.recommend.ranker import Ranker
 from siyu.data import schema
 from siyu.data.identity import attach_user_ids
 from siyu.data.store import read_table

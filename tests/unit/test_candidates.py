@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from serving.paths import DecisionPaths, PathSuggestions
-from serving.ranker import Catalog, Source
+from serving.recommend.catalog import Catalog, Source
+from serving.recommend.paths import DecisionPaths, PathSuggestions
 from training.dataset import ITEM_MODEL_FEATURES
 
 

@@ -97,6 +97,43 @@ class SequenceData:
         mask = np.arange(self.n_steps) - np.repeat(self.offsets[:-1], self.lengths) < np.repeat(keep, self.lengths)
         return self._select(mask, np.concatenate([[0], np.cumsum(keep)]), self.user_ids)
 
+    def in_vocab(
+        self, item_vocab: np.ndarray, channel_vocab: tuple[str, ...], users: np.ndarray, cut: np.ndarray
+    ) -> tuple[SequenceData, np.ndarray, np.ndarray | None]:
+        """These steps re-tokenised into other vocabularies (a model's, an index's), the cuts adjusted for
+        dropped unknown-item steps, and (when the item vocabularies differ) the other token of each of this
+        data's item columns (0 = unknown)."""
+        same_items = self.item_vocab is item_vocab or (
+            self.item_vocab.size == item_vocab.size and bool((self.item_vocab == item_vocab).all())
+        )
+        same_channels = tuple(self.channel_vocab) == tuple(channel_vocab)
+        if same_items and same_channels:
+            return self, cut, None
+        columns = np.zeros(self.n_items + 1, dtype=np.int64)
+        columns[1:] = pd.Index(item_vocab).get_indexer(self.item_vocab) + 1  # -1 (unknown) becomes 0
+        channel_map = np.zeros(len(self.channel_vocab) + 1, dtype=np.int8)
+        channel_map[1:] = pd.Index(list(channel_vocab)).get_indexer(list(self.channel_vocab)) + 1
+        item = columns[self.item]
+        known = item > 0
+        before = np.concatenate([[0], np.cumsum(known)])
+        offsets = before[self.offsets]
+        cut = before[self.offsets[users] + cut] - offsets[users]
+        retokenised = SequenceData(
+            user_ids=self.user_ids,
+            item_vocab=item_vocab,
+            channel_vocab=channel_vocab,
+            offsets=offsets,
+            item=item[known].astype(np.int32),
+            action=self.action[known],
+            channel=channel_map[self.channel[known]],
+            gap=self.gap[known],
+            time=self.time[known],
+            purchase_follows=self.purchase_follows[known],
+            has_actions=self.has_actions,
+            touch=None if self.touch is None else self.touch[known],
+        )
+        return retokenised, cut, (None if same_items else columns)
+
     def _select(self, steps: slice | np.ndarray, offsets: np.ndarray, user_ids: np.ndarray) -> SequenceData:
         """Those steps of every step array, for users laid out by `offsets`, with the same vocabularies."""
         return SequenceData(

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from training.sequence.data import SequenceData, Split
@@ -156,33 +155,4 @@ class SASRecRecommender:
         Serving re-tokenises a whole event log once per refresh this way, so each request's `score` and
         `intent` take the shared-vocabulary fast path.
         """
-        same_items = data.item_vocab is self.item_vocab or (
-            data.item_vocab.size == self.item_vocab.size and bool((data.item_vocab == self.item_vocab).all())
-        )
-        same_channels = tuple(data.channel_vocab) == tuple(self.channel_vocab)
-        if same_items and same_channels:
-            return data, cut, None
-        columns = np.zeros(data.n_items + 1, dtype=np.int64)
-        columns[1:] = pd.Index(self.item_vocab).get_indexer(data.item_vocab) + 1  # -1 (unknown) becomes 0
-        channel_map = np.zeros(len(data.channel_vocab) + 1, dtype=np.int8)
-        channel_map[1:] = pd.Index(list(self.channel_vocab)).get_indexer(list(data.channel_vocab)) + 1
-        item = columns[data.item]
-        known = item > 0
-        before = np.concatenate([[0], np.cumsum(known)])
-        offsets = before[data.offsets]
-        cut = before[data.offsets[users] + cut] - offsets[users]
-        retokenised = SequenceData(
-            user_ids=data.user_ids,
-            item_vocab=self.item_vocab,
-            channel_vocab=self.channel_vocab,
-            offsets=offsets,
-            item=item[known].astype(np.int32),
-            action=data.action[known],
-            channel=channel_map[data.channel[known]],
-            gap=data.gap[known],
-            time=data.time[known],
-            purchase_follows=data.purchase_follows[known],
-            has_actions=data.has_actions,
-            touch=None if data.touch is None else data.touch[known],
-        )
-        return retokenised, cut, (None if same_items else columns)
+        return data.in_vocab(self.item_vocab, self.channel_vocab, users, cut)

@@ -53,14 +53,25 @@ def from_events(settings: Settings) -> SequenceData:
         raise SequenceDataError(
             f"no events under {settings.events_dir}: generate a world or import a log first (`siyu data ...`)"
         )
-    events = step_events(events)
-    if events.empty:
-        raise SequenceDataError(f"the events under {settings.events_dir} hold no item views, carts or purchases")
-    data = from_steps(event_steps(events, _unified_users(events, identity)))
-    if settings.items_path.exists():
-        items = read_table(settings.items_path, schema.ITEM_SCHEMA)
-        data = data.with_categories(items.set_index("item_id")["category_id"])
-    return data
+    return from_event_log(events, unified_users(events, identity), item_categories(settings), settings.events_dir)
+
+
+def from_event_log(
+    events: pd.DataFrame, users: np.ndarray, categories: pd.Series | None, where: object = "the event log"
+) -> SequenceData:
+    """Steps from event rows already read, `users` naming each row's person (see `unified_users`)."""
+    keep = _is_step_event(events)
+    if not keep.any():
+        raise SequenceDataError(f"the events under {where} hold no item views, carts or purchases")
+    data = from_steps(event_steps(events, users))
+    return data if categories is None else data.with_categories(categories)
+
+
+def item_categories(settings: Settings) -> pd.Series | None:
+    """category_id by item_id from the items table, or None before any item table exists."""
+    if not settings.items_path.exists():
+        return None
+    return read_table(settings.items_path, schema.ITEM_SCHEMA).set_index("item_id")["category_id"]
 
 
 def step_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +108,7 @@ def own_events(settings: Settings) -> SequenceData:
     return from_events(settings)
 
 
-def _unified_users(events: pd.DataFrame, identity: pd.DataFrame) -> np.ndarray:
+def unified_users(events: pd.DataFrame, identity: pd.DataFrame) -> np.ndarray:
     """Each event's unified user id, resolved once per distinct identifier rather than once per event."""
     kind = pd.factorize(events["user_key_type"])[0].astype(np.int64)
     key = pd.factorize(events["user_key"])[0].astype(np.int64)

@@ -37,6 +37,10 @@ class Rows:
     def good(self) -> np.ndarray:
         return ~self.bad
 
+    def reasons(self) -> dict[int, list[str]]:
+        """Every bad row's reasons, by position in the frame."""
+        return {pos: list(why) for pos, why in sorted(self._reasons.items())}
+
     def bad_rows(self, structural: list[BadRow]) -> list[BadRow]:
         found = [BadRow(self.file, int(self.lines[pos]), "; ".join(why)) for pos, why in self._reasons.items()]
         return sorted(structural + found, key=lambda row: row.line)

@@ -13,11 +13,6 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from features.repo import item_meta_path
-from siyu.data import schema
-from siyu.data.identity import attach_user_ids
-from siyu.data.store import read_table
-from siyu.settings import Settings
 from training.impression_history import COUNTED, HISTORY_FEATURES, UNKNOWN_CATEGORY, UserEvents, history_at
 from training.taste_traces import TASTE_FEATURES, traces_at
 
@@ -41,22 +36,32 @@ class UserHistories:
         self.offsets = np.searchsorted(codes, np.arange(len(users) + 1))
         self.events = UserEvents.of(counted)  # every user's rows, in (user, time) order
 
-    @classmethod
-    def from_store(cls, settings: Settings) -> UserHistories:
-        events = read_table(settings.events_dir, schema.EVENT_SCHEMA)
-        identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
-        meta = item_meta_path(settings)
-        return cls(attach_user_ids(events, identity), pd.read_parquet(meta) if meta.exists() else None)
-
     def user_events(self, user_id: str) -> UserEvents:
         row = self.users.get_indexer([user_id])[0]
         lo, hi = (self.offsets[row], self.offsets[row + 1]) if row >= 0 else (0, 0)
         return self.events.slice(lo, hi)
 
-    def features(self, user_id: str, item_ids: np.ndarray, categories: np.ndarray, now: datetime) -> np.ndarray:
-        """(len(item_ids), BEHAVIOUR_FEATURES): showing each of `item_ids` (of `categories`) to the user at `now`."""
+    def events_of(self, user_id: str, fresh: pd.DataFrame | None = None) -> UserEvents:
+        """The user's counted events, with `fresh` ones (stored since these histories were built) joined in."""
+        events = self.user_events(user_id)
+        if fresh is not None and len(fresh):
+            events = events.joined(UserEvents.of(fresh.sort_values("event_time", kind="stable")))
+        return events
+
+    def features(
+        self,
+        user_id: str,
+        item_ids: np.ndarray,
+        categories: np.ndarray,
+        now: datetime,
+        fresh: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """(len(item_ids), BEHAVIOUR_FEATURES): showing each of `item_ids` (of `categories`) to the user at `now`.
+
+        `fresh`: the user's events stored since these histories were built (with `category_id`), counted too.
+        """
         stamp = pd.Timestamp(now)
-        past = self.user_events(user_id).before(stamp.value)
+        past = self.events_of(user_id, fresh).before(stamp.value)
         session = NEW_SESSION
         if past.time_ns.size and stamp.value - past.time_ns[-1] <= SESSION_GAP.value:
             session = past.session[-1]

@@ -22,6 +22,7 @@ from pricing.planning import Plan, PlanningError, default_rules, plan
 from siyu.settings import Settings
 
 MAX_SKUS = 1000
+MAX_YUAN = 10_000_000.0  # per unit: beyond any retail price, and far from float overflow in the solver
 
 
 class SkuIn(BaseModel):
@@ -31,9 +32,11 @@ class SkuIn(BaseModel):
 
     item_id: str = Field(min_length=1, max_length=128)
     stock: int = Field(ge=0, le=1_000_000, description="units on hand now")
-    cost: float = Field(ge=0, description="unit cost (yuan)")
-    current_price: float = Field(gt=0, description="today's price (yuan)")
-    salvage_value: float = Field(0.0, description="value per unit left at the end (0 = written off; < 0 = disposal)")
+    cost: float = Field(ge=0, le=MAX_YUAN, description="unit cost (yuan)")
+    current_price: float = Field(ge=0.01, le=MAX_YUAN, description="today's price (yuan, at least a cent)")
+    salvage_value: float = Field(
+        0.0, ge=-MAX_YUAN, le=MAX_YUAN, description="value per unit left at the end (0 = written off; < 0 = disposal)"
+    )
     category_id: str | None = Field(None, max_length=128, description="lets an unseen SKU use its category's prior")
     arrivals: list[int] | None = Field(None, description="units arriving at the start of each period (period 0 first)")
     rules: PricingRules | None = Field(None, description="overrides of the request's rules for this SKU")

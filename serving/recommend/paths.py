@@ -64,30 +64,35 @@ class DecisionPaths:
         row = self.users.get_indexer([user_id])[0]
         if row < 0 or self.data.lengths[row] == 0:
             return PathSuggestions()
+        model_path = self.model_data.one_user(row, self.model.config.max_len) if self.model is not None else None
+        return self._read(self.data.one_user(row, CO_OCCURRENCE_HISTORY), model_path, n, int(self.data.lengths[row]))
+
+    def suggest_for(self, path: SequenceData, n: int) -> PathSuggestions:
+        """The same for a one-user path built outside the index: a user with events newer than the index.
+
+        The path is re-tokenised into the index's and the model's vocabularies (items either has never
+        seen drop out), which costs a few hundred steps' work, not a rebuild.
+        """
+        if path.n_steps == 0:
+            return PathSuggestions()
         only = np.zeros(1, dtype=np.int64)
-        recent = self.data.one_user(row, CO_OCCURRENCE_HISTORY)
+        recent, _, _ = path.in_vocab(self.data.item_vocab, self.data.channel_vocab, only, path.lengths)
+        model_path = None
+        if self.model is not None:
+            model_path = self.model.in_model_vocab(path, only, path.lengths)[0].one_user(0, self.model.config.max_len)
+        return self._read(recent.one_user(0, CO_OCCURRENCE_HISTORY), model_path, n, path.n_steps)
+
+    def _read(self, recent: SequenceData, model_path: SequenceData | None, n: int, steps: int) -> PathSuggestions:
+        only = np.zeros(1, dtype=np.int64)
         similar = self.co_occurrence.score(recent, only, recent.lengths)[0]
         similar[0] = -np.inf
-        suggestions = PathSuggestions(
-            co_occurring=_best(similar, self.item_ids, n, floor=TIE_BREAK), steps=int(self.data.lengths[row])
-        )
-        if self.model is not None:
-            path = self.model_data.one_user(row, self.model.config.max_len)
-            scores, intent = self.model.read(path, only, path.lengths, now=time.time())
+        suggestions = PathSuggestions(co_occurring=_best(similar, self.item_ids, n, floor=TIE_BREAK), steps=steps)
+        if self.model is not None and model_path is not None and model_path.n_steps > 0:
+            scores, intent = self.model.read(model_path, only, model_path.lengths, now=time.time())
             suggestions.next_items = _best(scores[0], self.model_item_ids, n)
             suggestions.intent = float(intent[0])
             suggestions.model_version = self.model_version
         return suggestions
-
-
-def log_version(settings: Settings) -> tuple[tuple[str, int, int], ...]:
-    """(name, size, modification time) of every file paths are built from: equal tuples, equal paths.
-
-    Raises OSError when a file vanishes while it is read, as a log rewrite may make it.
-    """
-    files = [*sorted(settings.events_dir.glob("*.parquet")), settings.identity_map_path]
-    stats = [(f.name, f.stat()) for f in files if f.exists()]
-    return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
 
 
 def _best(scores: np.ndarray, item_ids: np.ndarray, n: int, floor: float = -np.inf) -> list[str]:

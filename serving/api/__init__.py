@@ -1,0 +1,1 @@
+"""The HTTP side of the service: request and response models, middleware, the pricing endpoint."""

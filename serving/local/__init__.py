@@ -1,0 +1,1 @@
+"""Local servers for tests and benchmarks: the BentoML server, a Redis of our own, closed-loop load."""

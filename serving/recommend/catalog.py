@@ -1,0 +1,140 @@
+"""The in-process item table serving reads instead of the online store, and how candidates are cut from it.
+
+Feast's online read grows with the number of entity rows, so candidate items' features come from the
+newest item snapshots held in memory (refreshed in the background), never from one read per item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from features.repo import ITEM_VIEW, item_meta_path, source_paths
+from siyu.settings import Settings
+from training.dataset import ITEM_MODEL_FEATURES
+
+MAX_CANDIDATES = 500  # most popular in-stock items scored per request
+
+
+class Source:
+    """Why an item is a candidate, in the words the response gives; the first source to propose an item wins."""
+
+    NEXT_ON_PATH = "likely next on the user's decision path"
+    REPURCHASE = "due for repurchase"
+    CO_OCCURRING = "often chosen with what the user looked at recently"
+    NEW_ARRIVAL = "new arrival"
+    PROMOTED = "promoted"
+    EXPLORATION = "exploration"
+    POPULAR = "popular in the last 30 days"
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What a response says about an item besides its score: apps show these without a second lookup."""
+
+    category_id: str | None
+    price: float | None
+    in_stock: bool
+
+
+def latest_item_table(settings: Settings) -> pd.DataFrame:
+    """Newest snapshot per item, with its category, ordered by popularity (units then views, last 30 days)."""
+    snapshots = pd.read_parquet(source_paths(settings)[ITEM_VIEW])
+    latest = snapshots.sort_values("event_timestamp").groupby("item_id", as_index=False).last()
+    first = snapshots.groupby("item_id")["event_timestamp"].min().reindex(latest["item_id"]).to_numpy()
+    meta = pd.read_parquet(item_meta_path(settings))
+    table = latest.assign(age_days=(latest["event_timestamp"].max() - first) / pd.Timedelta(days=1))
+    table = table.merge(meta, on="item_id", how="left")
+    table["in_stock"] = table["stock"].isna() | (table["stock"] > 0)
+    return table.sort_values(["units_30d", "item_views_30d"], ascending=False, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The in-stock items as column arrays, most popular first, and an index from item id to row.
+
+    Each request cuts its candidates from these arrays by row: building one DataFrame from arrays per
+    request is far cheaper than inserting user columns into a frame one by one.
+    """
+
+    items: pd.DataFrame
+    in_stock: dict[str, np.ndarray]
+    rows: pd.Index  # item id (as text) -> row of in_stock
+    categories: list[str]  # of the in-stock items: one online read fetches the user's row for each
+
+    @classmethod
+    def from_items(cls, items: pd.DataFrame) -> Catalog:
+        if "age_days" not in items:  # a table without item ages: nothing counts as new
+            items = items.assign(age_days=np.inf)
+        stocked = items[items["in_stock"]]
+        names = ["item_id", "category_id", "price", "age_days", *ITEM_MODEL_FEATURES]
+        columns = {name: stocked[name].to_numpy() for name in names}
+        categories = stocked["category_id"].dropna().unique().tolist()
+        return cls(items, columns, pd.Index(stocked["item_id"].astype(str)), categories)
+
+    @cached_property
+    def facts(self) -> dict[str, ItemFacts]:
+        """Every item's facts by id, out-of-stock items included (built on first use, once per catalogue)."""
+        items = self.items
+        return {
+            str(item): ItemFacts(
+                None if pd.isna(category) else str(category), None if pd.isna(price) else float(price), bool(stocked)
+            )
+            for item, category, price, stocked in zip(
+                items["item_id"], items["category_id"], items["price"], items["in_stock"], strict=True
+            )
+        }
+
+    def newest(self, n: int, max_age_days: float) -> list[str]:
+        """Up to n in-stock items first on sale within `max_age_days`, newest first."""
+        age = self.in_stock["age_days"]
+        young = np.flatnonzero(age <= max_age_days)
+        young = young[np.argsort(age[young], kind="stable")][:n]
+        return [str(i) for i in self.in_stock["item_id"][young]]
+
+    def promoted(self, overstock_days: float) -> np.ndarray:
+        """(in-stock rows,) bool: on promotion, or with more days of cover than `overstock_days` (to move)."""
+        cover = np.nan_to_num(self.in_stock["days_of_cover"].astype(float), nan=0.0)
+        return (np.nan_to_num(self.in_stock["on_promotion"].astype(float)) > 0) | (cover > overstock_days)
+
+    def most_promoted(self, n: int, overstock_days: float) -> list[str]:
+        """Up to n promoted in-stock items, those with the most stock to move first."""
+        rows = np.flatnonzero(self.promoted(overstock_days))
+        cover = np.nan_to_num(self.in_stock["days_of_cover"][rows].astype(float), nan=0.0)
+        return [str(i) for i in self.in_stock["item_id"][rows[np.argsort(-cover, kind="stable")][:n]]]
+
+    def popular_in(self, category: str | None, n: int, exclude: set[str]) -> list[str]:
+        """The n most popular in-stock items of `category`, best first, none of `exclude`."""
+        items = self.items
+        same = items[(items["category_id"] == category) & items["in_stock"]]["item_id"].astype(str)
+        return [item for item in same if item not in exclude][:n]
+
+    def candidate_rows(self, *proposals: tuple[list[str], str]) -> tuple[np.ndarray, list[str]]:
+        """Rows of the in-stock items the (ids, reason) proposals name, then the most popular, without repeats.
+
+        Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason.
+        """
+        rows: list[int] = []
+        reasons: list[str] = []
+        seen: set[int] = set()
+        for ids, reason in proposals:
+            for row in self.rows.get_indexer(ids):
+                if row >= 0 and row not in seen:
+                    seen.add(row)
+                    rows.append(int(row))
+                    reasons.append(reason)
+        for row in range(min(MAX_CANDIDATES, len(self.rows))):
+            if row not in seen:
+                rows.append(row)
+                reasons.append(Source.POPULAR)
+        return np.asarray(rows, dtype=np.int64), reasons

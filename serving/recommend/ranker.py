@@ -1,0 +1,388 @@
+"""/recommend as one pipeline with named stages, kept free of BentoML so it can be loaded and tested on its own.
+
+1. candidates: the user's items due for repurchase, the decision-path model's next items, items that
+   co-occur with the user's recent steps, new arrivals, promoted/overstocked items, and the most popular
+   in-stock items (each item keeps the reason of the first source that proposed it);
+2. features: one online-store read for the user's rows (behind a circuit breaker); candidate items'
+   features from the in-process item table, because an online read grows with the number of entity rows;
+   what the user already did with each item and in the live session from their slice of the event log,
+   with events stored since the last rebuild (fresh events) joined in;
+3. ranking: LightGBM's purchase probability for every candidate at today's price;
+4. rules (serving/recommend/rules.py): filters, diversity caps, promotion and exploration slots, per request.
+
+The champion models follow their registry aliases on the refresh tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.repo import (
+    USER_CATEGORY_VIEW,
+    USER_TIER_VIEW,
+    USER_VIEW,
+    feature_store,
+)
+from serving.recommend import item_to_item
+from serving.recommend.breaker import CircuitBreaker
+from serving.recommend.catalog import MAX_CANDIDATES, Catalog, Recommendation, Source, latest_item_table
+from serving.recommend.fresh_events import FreshEvents, read_part, with_user_ids
+from serving.recommend.histories import BEHAVIOUR_FEATURES, UserHistories
+from serving.recommend.identities import EMPTY_IDENTITY, IdentityDirectory, ResolvedUser
+from serving.recommend.log_views import LogViews, event_parts, log_version
+from serving.recommend.paths import DecisionPaths, PathSuggestions
+from serving.recommend.rules import Rules, Scored, apply_rules
+from serving.recommend.tier_strategy import DEFAULT_TIER_RULES, checked_playbook, rules_for, tier_of
+from siyu.settings import Settings
+from siyu.tracking import CHAMPION, alias_version, use_registry
+from tiers.history import TIER_FEATURES
+from training.dataset import add_context_features
+from training.sequence.data import SequenceDataError
+from training.sequence.recommender import SASRecRecommender
+from training.sequence.registry import load_version as load_sequence_version
+
+PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co-occurrence
+SOURCE_CANDIDATES = 50  # items taken from each of new arrivals and promotions
+STRATEGY_REASONS = frozenset({Source.NEW_ARRIVAL, Source.PROMOTED, Source.EXPLORATION, Source.REPURCHASE})
+USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES] + [f"{USER_TIER_VIEW}:{f}" for f in TIER_FEATURES]
+USER_CATEGORY_REFS = [f"{USER_CATEGORY_VIEW}:{f}" for f in USER_CATEGORY_FEATURES]
+
+
+class ModelNotFoundError(RuntimeError):
+    """No @champion conversion model is registered yet: train one first."""
+
+
+@dataclass
+class RecommendResult:
+    items: list[Recommendation]
+    fallback: str | None = None
+    degraded: bool = False
+    model_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+    intent: float | None = None
+    sequence_model_version: str | None = None
+    tier: str | None = None  # the user's value tier, when their rules came from its playbook
+
+
+@dataclass(frozen=True)
+class ConversionChampion:
+    """One conversion model version and the feature columns it was trained on, swapped in as a unit."""
+
+    version: str
+    booster: lgb.Booster
+    features: list[str]  # by name: an older champion keeps working after the feature list grows
+
+    @classmethod
+    def load(cls, settings: Settings, version: str) -> ConversionChampion:
+        use_registry(settings)
+        # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
+        booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
+        return cls(version, booster, booster.feature_name())
+
+
+class Ranker:
+    """Holds the champion models, the Feast store, the item table and users' paths for the service's lifetime."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        version = alias_version(settings, settings.conversion_model_name, CHAMPION)
+        if version is None:
+            raise ModelNotFoundError(
+                f"no @{CHAMPION} version of '{settings.conversion_model_name}' in {settings.mlflow_tracking_uri}:"
+                " run `siyu train conversion` (or `make serve`, which bootstraps one)"
+            )
+        self.champion = ConversionChampion.load(settings, version)
+        self.sequence_model_version = alias_version(settings, settings.sequence_model_name, CHAMPION)
+        self.sequence_model: SASRecRecommender | None = None
+        if self.sequence_model_version is not None:
+            self.sequence_model = load_sequence_version(settings, self.sequence_model_version)
+        self.store: FeatureStore = feature_store(settings, fail_fast=True)
+        self.breaker = CircuitBreaker(settings.breaker_cooldown_seconds)
+        self.playbook = checked_playbook(settings.tier_rules or DEFAULT_TIER_RULES)
+        self.catalog = Catalog.from_items(latest_item_table(settings))
+        self.log: LogViews | None = None
+        self.fresh = FreshEvents()  # events stored since `log` was built, by user
+        self._fresh_lock = threading.Lock()  # serialises writers of `fresh`; readers take the reference
+        self.paths_note: str | None = None
+        self.registry_note: str | None = None
+        self._refresh_log()
+        self._stop = threading.Event()
+        threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
+        threading.Thread(target=self._watch_loop, name="event-log-watch", daemon=True).start()
+
+    @property
+    def model_version(self) -> str:
+        return self.champion.version
+
+    @property
+    def related_version(self) -> str | None:
+        """Names the neighbour lists /similar and /bought-together read: the log files they were built from."""
+        log = self.log
+        return f"co-occurrence@{log.built_at}" if log is not None else None
+
+    @property
+    def paths(self) -> DecisionPaths | None:
+        return self.log.paths if self.log is not None else None
+
+    @property
+    def histories(self) -> UserHistories | None:
+        return self.log.histories if self.log is not None else None
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.settings.item_refresh_seconds):
+            self.refresh()
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(self.settings.events_poll_seconds):
+            with contextlib.suppress(OSError, ValueError, KeyError):  # a part vanishing mid-read: next poll
+                self.watch_log()
+
+    def watch_log(self) -> None:
+        """Read the event-log parts that appeared since the views were built (or since the last poll)."""
+        log = self.log
+        if log is None:
+            return
+        built = {name for name, _, _ in log.version}
+        for path in event_parts(self.settings):
+            if path.name not in built and path.name not in self.fresh.parts:
+                self.add_fresh(path.name, read_part(path, log.identities))
+
+    def add_stored(self, part: str, events: pd.DataFrame) -> list[str]:
+        """Events this process just stored (in `part`): counted from the next request on; their users' ids."""
+        log = self.log
+        identities = log.identities if log is not None else IdentityDirectory(EMPTY_IDENTITY)
+        events = with_user_ids(events, identities)
+        self.add_fresh(part, events)
+        return events["user_id"].drop_duplicates().tolist()
+
+    def add_fresh(self, part: str, events: pd.DataFrame) -> None:
+        """Count a stored part's events (with `user_id`) in every answer from now until the next rebuild."""
+        categories = self.catalog.items.set_index("item_id")["category_id"]
+        events = events.assign(category_id=events["item_id"].map(categories))  # the taste traces count by category
+        with self._fresh_lock:
+            if part not in self.fresh.parts:
+                self.fresh = self.fresh.adding(part, events)
+
+    def refresh(self) -> None:
+        """Reload champions, the item table and users' paths; on a failure keep serving what we have."""
+        self._reload_champions()
+        with contextlib.suppress(OSError, ValueError, KeyError):  # the next tick tries again
+            self.catalog = Catalog.from_items(latest_item_table(self.settings))
+        self._refresh_log()
+
+    def _reload_champions(self) -> None:
+        """Follow the @champion aliases: a promoted version is loaded beside the old one, then swapped in.
+
+        Requests hold the champion they started with (one reference read), so none mixes two versions.
+        """
+        settings = self.settings
+        try:
+            version = alias_version(settings, settings.conversion_model_name, CHAMPION)
+            if version is not None and version != self.champion.version:
+                self.champion = ConversionChampion.load(settings, version)
+            sequence = alias_version(settings, settings.sequence_model_name, CHAMPION)
+            if sequence is not None and sequence != self.sequence_model_version:
+                self.sequence_model = load_sequence_version(settings, sequence)
+                self.sequence_model_version = sequence
+                self._refresh_log(force=True)  # paths are read by the model: rebuild them with the new one
+        except Exception as exc:  # an unreachable registry or unreadable artifact: keep serving the loaded models
+            self.registry_note = f"model registry unavailable, serving the loaded versions: {type(exc).__name__}"
+            return
+        self.registry_note = None
+
+    def _refresh_log(self, force: bool = False) -> None:
+        """Rebuild the log's views, unless the event log is file for file what they were built from."""
+        try:
+            if not force and self.log is not None and log_version(self.settings) == self.log.version:
+                return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same views
+            log = LogViews.build(self.settings, self.sequence_model, self.sequence_model_version)
+        except (SequenceDataError, OSError, ValueError, KeyError) as exc:
+            self.paths_note = f"users' paths unavailable: {exc}"
+            return
+        # One reference swap: requests keep the views they started with. Fresh parts the rebuild read are dropped.
+        with self._fresh_lock:
+            self.log, self.paths_note = log, None
+            built = {name for name, _, _ in log.version}
+            still = {part for part in self.fresh.parts if (self.settings.events_dir / part).exists()}
+            self.fresh = self.fresh.keeping(still - built)
+
+    def resolve(self, user_key_type: str, user_key: str) -> ResolvedUser:
+        """The unified user id of any identifier, by the identity map the current views were built from."""
+        log = self.log
+        if log is None:
+            return IdentityDirectory(EMPTY_IDENTITY).resolve(user_key_type, user_key)
+        return log.identities.resolve(user_key_type, user_key)
+
+    def similar(self, item_id: str, k: int, in_stock_only: bool = True) -> list[Recommendation]:
+        """Items like `item_id` (raises UnknownItems for an id neither the catalogue nor the log knows)."""
+        log = self.log
+        return item_to_item.similar(log.related if log else None, self.catalog, item_id, k, in_stock_only)
+
+    def bought_together(self, basket: list[str], k: int, in_stock_only: bool = True) -> list[Recommendation]:
+        """Items that go with the basket (raises UnknownItems naming the ids nobody knows)."""
+        log = self.log
+        return item_to_item.bought_together(log.related if log else None, self.catalog, basket, k, in_stock_only)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def online_rows(self, user_id: str, categories: list[str]) -> tuple[dict[str, float | None], pd.DataFrame | None]:
+        """The user's row and, for a user the store knows, their row per category (None for a stranger)."""
+        user = self.user_row(user_id)
+        known = any(value is not None for value in user.values())
+        return user, self.category_rows(user_id, categories) if known else None
+
+    def user_row(self, user_id: str) -> dict[str, float | None]:
+        response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])
+        row = response.to_dict()
+        return {f: row[f][0] for f in (*USER_FEATURES, *TIER_FEATURES)}
+
+    def popular(self, k: int, rules: Rules | None = None) -> list[Recommendation]:
+        """The fallback answer: the most popular in-stock items (score: units sold in 30 days), rules applied."""
+        catalog = self.catalog
+        rows = np.arange(min(MAX_CANDIDATES, len(catalog.rows)))
+        units = np.nan_to_num(catalog.in_stock["units_30d"][rows].astype(float))
+        scored = self._scored(catalog, rows, units, [Source.POPULAR] * rows.size)
+        return apply_rules(scored, rules or Rules(), k, bought_recently=set(), due=set())
+
+    def _scored(self, catalog: Catalog, rows: np.ndarray, scores: np.ndarray, reasons: list[str]) -> Scored:
+        stock = catalog.in_stock
+        return Scored(
+            item_id=stock["item_id"][rows],
+            score=scores,
+            reason=reasons,
+            category=stock["category_id"][rows],
+            price=stock["price"][rows].astype(float),
+            promoted=catalog.promoted(self.settings.overstock_days_of_cover)[rows],
+            age_days=stock["age_days"][rows].astype(float),
+            views_30d=np.nan_to_num(stock["item_views_30d"][rows].astype(float)),
+        )
+
+    def category_rows(self, user_id: str, categories: list[str]) -> pd.DataFrame:
+        """The user's engagement with each candidate category (one online read, one row per category)."""
+        rows = [{"user_id": user_id, "category_id": c} for c in categories]
+        found = self.store.get_online_features(features=USER_CATEGORY_REFS, entity_rows=rows).to_dict()
+        return pd.DataFrame({f: found[f] for f in USER_CATEGORY_FEATURES}, index=found["category_id"], dtype=float)
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int,
+        channel: str = "mini_program",
+        now: datetime | None = None,
+        rules: Rules | None = None,
+    ) -> RecommendResult:
+        """Candidates -> features -> LightGBM ranking -> rules, for one user (see the module doc)."""
+        catalog, champion, rules = self.catalog, self.champion, rules or Rules()
+        now = now or datetime.now(UTC)
+        try:
+            user, affinity = self.breaker.call(lambda: self.online_rows(user_id, catalog.categories))
+        except Exception as exc:  # any online-store failure degrades to a fallback at once, never a 5xx
+            return RecommendResult(
+                self.popular(k, rules),
+                fallback="popular",
+                degraded=True,
+                notes=[f"online store unavailable: {type(exc).__name__}"],
+            )
+        notes = [note for note in (self.paths_note, self.registry_note) if note]
+        fresh = self.fresh.by_user.get(user_id)
+        try:
+            suggestions = self.suggest(user_id, fresh)
+        except Exception as exc:  # path retrieval never fails a request: popularity still proposes candidates
+            suggestions = PathSuggestions()
+            notes.append(f"path retrieval failed: {type(exc).__name__}")
+        if affinity is None:
+            if suggestions.steps == 0:
+                return RecommendResult(
+                    self.popular(k, rules), fallback="popular", model_version=champion.version, notes=["unknown user"]
+                )
+            # Events but no features yet (they arrived after the last materialisation): rank from the path.
+            affinity = pd.DataFrame(columns=list(USER_CATEGORY_FEATURES), dtype=float)
+            notes.append("no stored features for this user yet: ranked from their recent events")
+        tier = tier_of(user)
+        rules = rules_for(tier, rules, self.playbook)
+        log, stamp = self.log, pd.Timestamp(now).value
+        past = log.histories.events_of(user_id, fresh) if log is not None else None
+        due = log.cycles.due(past, stamp) if log is not None else []
+        rows, reasons = catalog.candidate_rows(
+            (due, Source.REPURCHASE),
+            (suggestions.next_items, Source.NEXT_ON_PATH),
+            (suggestions.co_occurring, Source.CO_OCCURRING),
+            (catalog.newest(SOURCE_CANDIDATES, rules.new_item_days), Source.NEW_ARRIVAL),
+            (catalog.most_promoted(SOURCE_CANDIDATES, self.settings.overstock_days_of_cover), Source.PROMOTED),
+        )
+        if rows.size == 0:
+            return RecommendResult([], fallback="popular", model_version=champion.version, notes=["nothing in stock"])
+        scores = self._purchase_probabilities(champion, catalog, rows, user_id, user, affinity, channel, now, fresh)
+        bought = log.cycles.bought_within(past, stamp, rules.exclude_bought_within_days) if log is not None else set()
+        items = apply_rules(self._scored(catalog, rows, scores, reasons), rules, k, bought, set(due))
+        if tier is not None:  # the playbook's picks say whose strategy put them there
+            for item in items:
+                if item.reason in STRATEGY_REASONS:
+                    item.reason = f"{item.reason} for {tier} customers"
+        return RecommendResult(
+            items,
+            tier=tier,
+            model_version=champion.version,
+            notes=notes,
+            intent=suggestions.intent,
+            sequence_model_version=suggestions.model_version,
+        )
+
+    def suggest(self, user_id: str, fresh: pd.DataFrame | None = None) -> PathSuggestions:
+        """What the user's path proposes; with `fresh` events (stored since the index), from the path through them."""
+        log = self.log
+        if log is None:
+            return PathSuggestions()
+        if fresh is None:
+            return log.paths.suggest(user_id, PATH_CANDIDATES)
+        path = log.recent.path_with(user_id, fresh)
+        return log.paths.suggest_for(path, PATH_CANDIDATES) if path is not None else PathSuggestions()
+
+    def _purchase_probabilities(
+        self,
+        champion: ConversionChampion,
+        catalog: Catalog,
+        rows: np.ndarray,
+        user_id: str,
+        user: dict[str, float | None],
+        affinity: pd.DataFrame,
+        channel: str,
+        now: datetime | None,
+        fresh: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """The conversion model's P(purchase) for each candidate row, shown at today's price on `channel`."""
+        n = rows.size
+        now = now or datetime.now(UTC)
+        candidates = {name: values[rows] for name, values in catalog.in_stock.items()}
+        per_candidate = affinity.reindex(candidates["category_id"])
+        frame = pd.DataFrame(
+            {
+                **candidates,
+                **{name: np.full(n, np.nan if value is None else value, dtype=float) for name, value in user.items()},
+                **{name: per_candidate[name].to_numpy() for name in USER_CATEGORY_FEATURES},
+                "price_shown": candidates["price"],
+                "channel": channel,
+                "event_timestamp": pd.Timestamp(now),
+            }
+        )
+        frame = add_context_features(frame)
+        histories = self.histories
+        if histories is not None:
+            frame[list(BEHAVIOUR_FEATURES)] = histories.features(
+                user_id, candidates["item_id"], candidates["category_id"], now, fresh
+            )
+        else:  # no log read yet: LightGBM takes its missing-value branches
+            frame[list(BEHAVIOUR_FEATURES)] = np.nan
+        # One thread: for a few hundred rows, thread start-up costs more than it saves.
+        return champion.booster.predict(frame[champion.features].to_numpy(dtype=np.float64), num_threads=1)

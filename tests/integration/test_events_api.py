@@ -1,0 +1,125 @@
+"""POST /events over HTTP on a copy of the trained system: stored before answered, once, per-event refusals,
+and the next /recommend of the user reflects the events (in every worker process)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from siyu.data import schema
+from siyu.data.store import read_table
+from siyu.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _openid_user(settings: Settings) -> tuple[str, str]:
+    """(openid, unified user id) of the busiest person known by an openid."""
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    events = read_table(settings.events_dir, schema.EVENT_SCHEMA).merge(identity, on=["user_key_type", "user_key"])
+    openids = events[events["user_key_type"] == "openid"]
+    row = openids.groupby(["user_key", "user_id"]).size().idxmax()
+    return str(row[0]), str(row[1])
+
+
+def _events(openid: str, items: list[str], prefix: str, **changes: object) -> list[dict]:
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    steps = [(item, "view") for item in items] + [(items[-1], "add_to_cart"), (items[-1], "purchase")]
+    return [
+        {
+            "event_id": f"{prefix}-{n}",
+            "event_time": (start + timedelta(seconds=10 * n)).isoformat(),
+            "user_key": openid,
+            "user_key_type": "openid",
+            "item_id": item,
+            "event_type": kind,
+            "channel": "mini_program",
+            "quantity": 1,
+            "unit_price": 19.9,
+            "session_id": f"{prefix}-session",
+        }
+        | changes
+        for n, (item, kind) in enumerate(steps)
+    ]
+
+
+def _recommend(base: str, user_id: str) -> dict:
+    response = httpx.post(f"{base}/recommend", json={"user_id": user_id, "k": 10}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _stored_count(settings: Settings) -> int:
+    return len(read_table(settings.events_dir, schema.EVENT_SCHEMA))
+
+
+def test_events_are_stored_once_and_change_the_users_next_recommendation(scratch_server) -> None:
+    base, settings = scratch_server
+    openid, user_id = _openid_user(settings)
+    before = _recommend(base, user_id)
+    items = [i["item_id"] for i in _recommend(base, "someone-else-entirely")["items"]][-3:]
+    batch = _events(openid, items, "fresh")
+    count = _stored_count(settings)
+
+    response = httpx.post(f"{base}/events", json={"events": batch}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {"stored": 5, "duplicates": [], "refused": [], "users": [user_id]}
+    assert _stored_count(settings) == count + 5  # on disk before the answer
+    # Both worker processes answer: every answer from now on must reflect the events within a poll or two.
+    deadline = time.monotonic() + 3
+    answers = []
+    while time.monotonic() < deadline:
+        answers.append(_recommend(base, user_id))
+    assert len(answers) > 10 and all(a["intent"] != before["intent"] for a in answers[-10:])
+    assert answers[-1]["items"] != before["items"]
+
+    again = httpx.post(f"{base}/events", json={"events": batch}, timeout=30).json()
+    assert again["stored"] == 0 and again["duplicates"] == [e["event_id"] for e in batch]
+    assert _stored_count(settings) == count + 5
+
+
+def test_bad_events_are_refused_one_by_one_and_the_good_ones_stored(scratch_server) -> None:
+    base, settings = scratch_server
+    openid, _ = _openid_user(settings)
+    good = _events(openid, ["i-x"], "mixed")[:1]
+    future = _events(openid, ["i-x"], "future", event_time=(datetime.now(UTC) + timedelta(days=1)).isoformat())[:1]
+    negative = _events(openid, ["i-x"], "negative", quantity=-3)[:1]
+    unknown = _events(openid, ["i-x"], "unknown", event_type="teleport")[:1]
+    count = _stored_count(settings)
+
+    body = httpx.post(f"{base}/events", json={"events": good + future + negative + unknown}, timeout=30).json()
+
+    assert body["stored"] == 1
+    refused = {r["event_id"]: r for r in body["refused"]}
+    assert set(refused) == {"future-0", "negative-0", "unknown-0"}
+    assert "in the future" in refused["future-0"]["reasons"][0]
+    assert "quantity" in refused["negative-0"]["reasons"][0]
+    assert "teleport" in refused["unknown-0"]["reasons"][0]
+    assert [refused[i]["index"] for i in ("future-0", "negative-0", "unknown-0")] == [1, 2, 3]
+    assert _stored_count(settings) == count + 1
+
+
+@pytest.mark.parametrize(
+    ("events", "field"),
+    [
+        (lambda e: e * 1001, "events"),
+        (lambda e: [e[0] | {"event_id": "x" * 129}], "event_id"),
+        (lambda e: [e[0] | {"user_key": "k" * 129}], "user_key"),
+        (lambda e: [], "events"),
+    ],
+)
+def test_a_malformed_batch_is_a_400_naming_the_field_and_stores_nothing(scratch_server, events, field: str) -> None:
+    base, settings = scratch_server
+    batch = events(_events("o-any", ["i-x"], "bad")[:1])
+    count = _stored_count(settings)
+
+    response = httpx.post(f"{base}/events", json={"events": batch}, timeout=30)
+
+    assert response.status_code == 400, response.text
+    assert field in {loc for err in response.json()["detail"] for loc in err["loc"]}
+    assert _stored_count(settings) == count
