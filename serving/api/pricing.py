@@ -65,7 +65,9 @@ class PriceRequest(BaseModel):
     rules: PricingRules | None = Field(
         None, description="rules for every SKU, on top of the service's defaults (SIYU_PRICING_*), field by field"
     )
-    start: date | None = Field(None, description="first day of the plan (default: today)")
+    start: date | None = Field(
+        None, ge=date(2000, 1, 1), le=date(2100, 12, 31), description="first day of the plan (default: today)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PriceRequest:

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-EXAMPLES = 25  # per operation and mode
+EXAMPLES = 40  # per operation and mode; derandomised, so CI sees the same requests every run
 # No server error, and every answer (status, content type, body) as the spec declares it. Cross-field rules
 # the spec cannot state exactly (user_id or user_key, not both) are tested by hand in the endpoint tests.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -34,7 +34,9 @@ def test_every_endpoint_answers_inside_its_schema(scratch_server, path: str, mod
     operation = schema[path]["POST"]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+    )
     def answers_inside_the_schema(case) -> None:
         case.call_and_validate(base_url=base, headers={"X-API-Key": app_settings.api_key}, timeout=30, checks=CHECKS)
 
