@@ -79,3 +79,18 @@ def batch(
         f"{result.users:,} users, {len(result.rows):,} rows -> {out} "
         f"({result.users_per_second:,.1f} users/s over {result.seconds:.1f} s)"
     )
+
+
+def bento(data_dir: DataDir = None) -> None:
+    """Build the service into a Bento (`bentoml serve TAG` runs it) pinned to today's @champion versions."""
+    from serving.bento import BentoBuildError, build_bento
+
+    settings = settings_for(data_dir)
+    try:
+        with console.status("bentoml build"):
+            built = build_bento(settings)
+    except BentoBuildError as exc:
+        raise fail(str(exc)) from exc
+    pins = ", ".join(f"{name} v{version}" for name, version in built.pinned.items())
+    console.print(f"built Bento {built.tag} serving {pins}; run it with `bentoml serve {built.tag}`")
+    print(built.tag)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 
 import bentoml
 from bentoml.exceptions import BentoMLException
@@ -29,11 +30,12 @@ from serving.api.models import (
 )
 from serving.api.pricing import Pricer, PriceRequest, PriceResponse, PricingInputError
 from serving.api.request_guard import RequestGuard
+from serving.bento import pinned_versions
 from serving.recommend.catalog import Catalog, Recommendation
 from serving.recommend.item_to_item import UnknownItems
 from serving.recommend.ranker import Ranker
 from siyu.data.ingest import ingest_events
-from siyu.settings import get_settings
+from siyu.settings import Settings, get_settings
 
 
 class UnpriceableRequest(BentoMLException):
@@ -66,6 +68,15 @@ def _items(recommendations: list[Recommendation], catalog: Catalog) -> list[Item
     return out
 
 
+def service_settings() -> Settings:
+    """The environment's settings, plus the model versions a Bento was built with (SIYU_PINNED_VERSIONS wins)."""
+    settings = get_settings()
+    pins = pinned_versions(Path(__file__).parent)
+    if pins and not settings.pinned_versions:
+        settings = settings.model_copy(update={"pinned_versions": pins})
+    return settings
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -74,7 +85,7 @@ def _new_id() -> str:
 @bentoml.service(name="siyu", workers=get_settings().workers, traffic={"timeout": 30})
 class Siyu:
     def __init__(self) -> None:
-        settings = get_settings()
+        settings = service_settings()
         self.settings = settings
         self.ranker = Ranker(settings)
         self.pricer = Pricer(settings)  # the demand model is loaded here, never on the request path

@@ -12,7 +12,7 @@ import typer
 from features.cli import app as features_app
 from pricing.cli import app as price_app
 from pricing.cli import bootstrap_demand, train_demand
-from serving.cli import recommend_app, serve
+from serving.cli import bento, recommend_app, serve
 from siyu.cli_support import DataDir, console, settings_for
 from siyu.data.cli import app as data_app
 from tiers.cli import app as tiers_app
@@ -38,6 +38,7 @@ app.add_typer(tiers_app, name="tiers")
 app.add_typer(models_app, name="models")
 app.command("serve")(serve)
 app.add_typer(recommend_app, name="recommend")
+app.command("bento")(bento)
 
 
 @app.command("bootstrap")

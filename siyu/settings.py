@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         description="(JSON) the tier playbook: value tier -> default /recommend rules, e.g."
         ' `{"core": {"exploration_share": 0.2}}`; unset: the built-in playbook (serving/recommend/tier_strategy.py)',
     )
+    pinned_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="(JSON) registered model name -> version serving loads instead of following @champion"
+        " (a Bento built by `siyu bento` pins the versions it was built with)",
+    )
     timezone: str = Field("Asia/Shanghai", description="(IANA name) the brand's local time, for reach-list hours")
     events_poll_seconds: float = Field(
         0.25, gt=0, description="(s) how often serving looks for new parts of the event log (fresh events)"

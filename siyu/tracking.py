@@ -86,6 +86,13 @@ def alias_version(settings: Settings, name: str, alias: str) -> str | None:
         return None
 
 
+def served_version(settings: Settings, name: str) -> str | None:
+    """The version serving loads: the one `settings.pinned_versions` names (a Bento built by `siyu bento`
+    serves exactly what it was built with), else whatever @champion points at now."""
+    pinned = settings.pinned_versions.get(name)
+    return pinned if pinned is not None else alias_version(settings, name, CHAMPION)
+
+
 def register_first_aliases(settings: Settings, name: str, version: str) -> list[str]:
     """A new version becomes @challenger; it also becomes @champion only when no champion exists yet.
 
@@ -116,7 +123,7 @@ def load_champion_pyfunc(settings: Settings, name: str, how_to_train: str) -> tu
     Raises LookupError naming `how_to_train` when no champion is registered.
     """
     use_registry(settings)
-    version = alias_version(settings, name, CHAMPION)
+    version = served_version(settings, name)
     if version is None:
         raise LookupError(f"no @champion model {name!r} in {settings.mlflow_tracking_uri}: run {how_to_train} first")
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model(), version

@@ -38,14 +38,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(settings: Settings, log_path: Path, ready_timeout: float = 180.0) -> Iterator[str]:
+def running_server(
+    settings: Settings,
+    log_path: Path,
+    ready_timeout: float = 180.0,
+    target: str = "serving.service:Siyu",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """`bentoml serve target` (the source tree's service, or a built Bento's tag) until the block ends.
+
+    A Bento runs from a scratch directory, so its own copy of the sources is what gets imported.
+    """
     port = free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
+    from_source = target == "serving.service:Siyu"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(bentoml), "serve", "serving.service:Siyu", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=settings_env(settings),
+            [str(bentoml), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT if from_source else log_path.parent,
+            env={**settings_env(settings), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

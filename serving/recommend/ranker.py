@@ -44,7 +44,7 @@ from serving.recommend.paths import DecisionPaths, PathSuggestions
 from serving.recommend.rules import Rules, Scored, apply_rules
 from serving.recommend.tier_strategy import DEFAULT_TIER_RULES, checked_playbook, rules_for, tier_of
 from siyu.settings import Settings
-from siyu.tracking import CHAMPION, alias_version, use_registry
+from siyu.tracking import CHAMPION, served_version, use_registry
 from tiers.history import TIER_FEATURES
 from training.dataset import add_context_features
 from training.sequence.data import SequenceDataError
@@ -95,14 +95,14 @@ class Ranker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        version = alias_version(settings, settings.conversion_model_name, CHAMPION)
+        version = served_version(settings, settings.conversion_model_name)
         if version is None:
             raise ModelNotFoundError(
                 f"no @{CHAMPION} version of '{settings.conversion_model_name}' in {settings.mlflow_tracking_uri}:"
                 " run `siyu train conversion` (or `make serve`, which bootstraps one)"
             )
         self.champion = ConversionChampion.load(settings, version)
-        self.sequence_model_version = alias_version(settings, settings.sequence_model_name, CHAMPION)
+        self.sequence_model_version = served_version(settings, settings.sequence_model_name)
         self.sequence_model: SASRecRecommender | None = None
         if self.sequence_model_version is not None:
             self.sequence_model = load_sequence_version(settings, self.sequence_model_version)
@@ -187,10 +187,10 @@ class Ranker:
         """
         settings = self.settings
         try:
-            version = alias_version(settings, settings.conversion_model_name, CHAMPION)
+            version = served_version(settings, settings.conversion_model_name)
             if version is not None and version != self.champion.version:
                 self.champion = ConversionChampion.load(settings, version)
-            sequence = alias_version(settings, settings.sequence_model_name, CHAMPION)
+            sequence = served_version(settings, settings.sequence_model_name)
             if sequence is not None and sequence != self.sequence_model_version:
                 self.sequence_model = load_sequence_version(settings, sequence)
                 self.sequence_model_version = sequence

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("siyu", "features", "training", "serving", "pricing")
+PACKAGES = ("siyu", "features", "training", "serving", "pricing", "tiers")
 
 
 @pytest.mark.slow
