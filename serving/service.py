@@ -8,6 +8,7 @@ service runs on the embedded SQLite store or on Redis without code changes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -143,16 +144,8 @@ class Siyu:
 
         404 naming the id when neither the item table nor the event log knows the item.
         """
-        catalog = self.ranker.catalog
-        try:
-            found = self.ranker.similar(request.item_id, request.k, request.in_stock_only)
-        except UnknownItems as exc:
-            raise ItemNotFound(str(exc)) from exc
-        return RelatedResponse(
-            recommendation_id=_new_id(),
-            model_version=self.ranker.related_version,
-            items=_items(found, catalog),
-            asked=[request.item_id],
+        return self._related(
+            lambda: self.ranker.similar(request.item_id, request.k, request.in_stock_only), [request.item_id]
         )
 
     @bentoml.api(route="/bought-together")
@@ -161,16 +154,23 @@ class Siyu:
 
         404 naming the ids when any basket item is unknown to both the item table and the event log.
         """
+        ranker = self.ranker
+        return self._related(
+            lambda: ranker.bought_together(request.item_ids, request.k, request.in_stock_only), request.item_ids
+        )
+
+    def _related(self, answer: Callable[[], list[Recommendation]], asked: list[str]) -> RelatedResponse:
+        """An item-to-item answer with its facts, or a 404 naming the ids nobody knows."""
         catalog = self.ranker.catalog
         try:
-            found = self.ranker.bought_together(request.item_ids, request.k, request.in_stock_only)
+            found = answer()
         except UnknownItems as exc:
             raise ItemNotFound(str(exc)) from exc
         return RelatedResponse(
             recommendation_id=_new_id(),
             model_version=self.ranker.related_version,
             items=_items(found, catalog),
-            asked=request.item_ids,
+            asked=asked,
         )
 
     @bentoml.api(route="/price")

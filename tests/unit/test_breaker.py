@@ -29,13 +29,18 @@ class Store:
         return "row"
 
 
-def test_a_failure_opens_the_breaker_so_later_calls_do_not_touch_the_store() -> None:
+def _tripped() -> tuple[Clock, Store, CircuitBreaker]:
+    """A breaker that has just seen the store fail once."""
     clock, store = Clock(), Store()
     breaker = CircuitBreaker(cooldown_seconds=2.0, clock=clock)
     store.down = True
-
     with pytest.raises(ConnectionError):
         breaker.call(store.read)
+    return clock, store, breaker
+
+
+def test_a_failure_opens_the_breaker_so_later_calls_do_not_touch_the_store() -> None:
+    _, store, breaker = _tripped()
     for _ in range(5):
         with pytest.raises(BreakerOpen, match="ConnectionError"):
             breaker.call(store.read)
@@ -44,12 +49,7 @@ def test_a_failure_opens_the_breaker_so_later_calls_do_not_touch_the_store() -> 
 
 
 def test_after_the_cool_down_one_trial_call_goes_through_and_a_success_closes_it() -> None:
-    clock, store = Clock(), Store()
-    breaker = CircuitBreaker(cooldown_seconds=2.0, clock=clock)
-    store.down = True
-    with pytest.raises(ConnectionError):
-        breaker.call(store.read)
-
+    clock, store, breaker = _tripped()
     clock.now += 2.5
     with pytest.raises(ConnectionError):  # the trial: the store is still down
         breaker.call(store.read)
