@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from serving.recommend.identities import IdentityDirectory
 from siyu.data import schema
+from siyu.data.store import read_table
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class FreshEvents:
 
 def read_part(path: Path, identities: IdentityDirectory) -> pd.DataFrame:
     """One part of the event log with each event's unified user id."""
-    events = pq.read_table(path, schema=schema.EVENT_SCHEMA).to_pandas()
+    events = read_table(path, schema.EVENT_SCHEMA)
     return with_user_ids(events, identities)
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features.repo import item_meta_path
 from serving.recommend.histories import UserHistories
@@ -24,7 +23,7 @@ from serving.recommend.paths import DecisionPaths
 from serving.recommend.related import RelatedItems
 from serving.recommend.repurchase import RepurchaseCycles
 from siyu.data import schema
-from siyu.data.store import read_table
+from siyu.data.store import read_parts, read_table, table_parts
 from siyu.settings import Settings
 from training.sequence.data import SequenceData, SequenceDataError
 from training.sequence.recommender import SASRecRecommender
@@ -34,7 +33,7 @@ LogVersion = tuple[tuple[str, int, int], ...]
 
 
 def event_parts(settings: Settings) -> list[Path]:
-    return sorted(p for p in settings.events_dir.glob("*.parquet") if not p.name.startswith("."))
+    return table_parts(settings.events_dir)
 
 
 def log_version(settings: Settings, parts: list[Path] | None = None) -> LogVersion:
@@ -45,13 +44,6 @@ def log_version(settings: Settings, parts: list[Path] | None = None) -> LogVersi
     files = [*(event_parts(settings) if parts is None else parts), settings.identity_map_path]
     stats = [(f.name, f.stat()) for f in files if f.exists()]
     return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
-
-
-def _read_events(parts: list[Path]) -> pd.DataFrame:
-    """Exactly these parts: a part stored while the views build is left to the fresh-events watch."""
-    if not parts:
-        return schema.EVENT_SCHEMA.empty_table().to_pandas()
-    return pq.ParquetDataset(parts, schema=schema.EVENT_SCHEMA).read().to_pandas()
 
 
 RECENT_STEP_EVENTS = 400  # per user: enough for the model's longest path and co-occurrence's history
@@ -104,7 +96,7 @@ class LogViews:
         parts = event_parts(settings)
         version = log_version(settings, parts)
         try:
-            events = _read_events(parts)
+            events = read_parts(parts, schema.EVENT_SCHEMA)  # exactly these: a later part is a fresh event
             identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
         except (pa.ArrowException, OSError) as exc:
             raise SequenceDataError(f"cannot read the event log under {settings.data_dir}: {exc}") from exc

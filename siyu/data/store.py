@@ -41,13 +41,22 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def table_parts(directory: Path) -> list[Path]:
+    """The finished parts of a partitioned table, in name order (a write in progress is a dot-file)."""
+    return sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+
+
+def read_parts(files: list[Path], schema: pa.Schema) -> pd.DataFrame:
+    """Exactly these parts of a partitioned table as one frame (empty, with the right columns, for none)."""
+    if not files:
+        return schema.empty_table().to_pandas()
+    return pq.ParquetDataset(files, schema=schema).read().to_pandas()
+
+
 def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
     """Read a contract table, or an empty frame with the right columns when it does not exist yet."""
     if path.is_dir():
-        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
-        if not files:
-            return schema.empty_table().to_pandas()
-        return pq.ParquetDataset(files, schema=schema).read().to_pandas()
+        return read_parts(table_parts(path), schema)
     if not path.exists():
         return schema.empty_table().to_pandas()
     return pq.read_table(path, schema=schema).to_pandas()
