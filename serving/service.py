@@ -1,5 +1,5 @@
-"""The BentoML service: /recommend, /events, /similar, /bought-together, /price, plus BentoML's /healthz, /livez,
-/readyz and /metrics.
+"""The BentoML service: /recommend, /rerank, /events, /similar, /bought-together, /price, plus BentoML's
+/healthz, /livez, /readyz and /metrics.
 
 Configuration comes from `SIYU_*` environment variables (see siyu/settings.py), so the same
 service runs on the embedded SQLite store or on Redis without code changes.
@@ -27,7 +27,10 @@ from serving.api.models import (
     RecommendResponse,
     RefusedEventOut,
     RelatedResponse,
+    RerankRequest,
+    RerankResponse,
     SimilarRequest,
+    UserRef,
 )
 from serving.api.pricing import Pricer, PriceRequest, PriceResponse, PricingInputError
 from serving.api.request_guard import RequestGuard
@@ -100,10 +103,7 @@ class Siyu:
         steps, and the most popular in-stock items; each item's `reason` names the source that proposed it.
         """
         ranker = self.ranker
-        if request.user_id is not None:
-            user_id = request.user_id
-        else:
-            user_id = ranker.resolve(request.user_key_type, request.user_key).user_id
+        user_id = self._user_id(request)
         catalog = ranker.catalog
         result = ranker.recommend(user_id, request.k, request.channel, rules=request.rules)
         return RecommendResponse(
@@ -118,6 +118,35 @@ class Siyu:
             notes=result.notes,
             tier=result.tier,
         )
+
+    @bentoml.api(route="/rerank")
+    def rerank(self, request: RerankRequest, /) -> RerankResponse:
+        """The caller's candidate list (up to 500 ids) ranked for the user by predicted purchase probability.
+
+        Every id comes back once: the in-stock ones ranked, then those that cannot be scored (out of
+        stock, unknown) in the caller's order with score 0 and a reason. With the online store down the
+        caller's order comes back with `degraded: true`.
+        """
+        ranker = self.ranker
+        user_id = self._user_id(request)
+        catalog = ranker.catalog
+        result = ranker.rerank(user_id, request.item_ids, request.channel)
+        return RerankResponse(
+            recommendation_id=_new_id(),
+            user_id=user_id,
+            items=_items(result.items, catalog),
+            fallback=result.fallback,
+            degraded=result.degraded,
+            model_version=result.model_version,
+            notes=result.notes,
+            tier=result.tier,
+        )
+
+    def _user_id(self, request: UserRef) -> str:
+        """The unified id the request names, directly or by an identifier the app holds."""
+        if request.user_id is not None:
+            return request.user_id
+        return self.ranker.resolve(request.user_key_type, request.user_key).user_id
 
     @bentoml.api(route="/events")
     def events(self, request: EventsRequest, /) -> EventsResponse:

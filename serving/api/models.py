@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from serving.recommend.rules import Rules
 from siyu.data.schema import USER_KEY_TYPES
@@ -18,6 +18,7 @@ from siyu.data.schema import USER_KEY_TYPES
 Channel = Literal["mini_program", "app", "pos", "wecom", "web"]
 UserKeyType = Literal[USER_KEY_TYPES]  # type: ignore[valid-type]
 ItemId = Annotated[str, Field(min_length=1, max_length=128)]
+ItemIds = Annotated[list[ItemId], AfterValidator(lambda ids: list(dict.fromkeys(ids)))]  # repeats count once
 MAX_BASKET = 50
 
 
@@ -78,12 +79,19 @@ class Answer(BaseModel):
     items: list[ItemOut]
 
 
-class RecommendResponse(Answer):
+class PersonalAnswer(Answer):
+    """What every answer about one user says besides the items."""
+
     user_id: str = Field(description="the unified user id the request resolved to")
-    fallback: Literal["popular"] | None = Field(None, description="set when the ranking model was not used")
     degraded: bool = Field(
         False, description="true when a dependency (the online store) failed and a fallback answered"
     )
+    notes: list[str] = Field(default_factory=list, description="why a fallback answered, when one did")
+    tier: str | None = Field(None, description="the user's value tier (core/potential/silent)")
+
+
+class RecommendResponse(PersonalAnswer):
+    fallback: Literal["popular"] | None = Field(None, description="set when the ranking model was not used")
     intent: float | None = Field(
         None,
         ge=0,
@@ -94,8 +102,20 @@ class RecommendResponse(Answer):
     sequence_model_version: str | None = Field(
         None, description="version of the decision-path model that read the path"
     )
-    notes: list[str] = Field(default_factory=list, description="why a fallback answered, when one did")
-    tier: str | None = Field(None, description="the user's value tier (core/potential/silent) whose playbook applied")
+
+
+MAX_RERANK = 500
+
+
+class RerankRequest(UserRef):
+    item_ids: ItemIds = Field(min_length=1, max_length=MAX_RERANK, description="the caller's candidates")
+    channel: Channel = "mini_program"
+
+
+class RerankResponse(PersonalAnswer):
+    fallback: Literal["caller_order"] | None = Field(
+        None, description="set when the online store was down and the caller's order came back"
+    )
 
 
 class SimilarRequest(BaseModel):
@@ -109,14 +129,9 @@ class SimilarRequest(BaseModel):
 class BoughtTogetherRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_BASKET, description="the basket")
+    item_ids: ItemIds = Field(min_length=1, max_length=MAX_BASKET, description="the basket")
     k: int = Field(10, ge=1, le=100)
     in_stock_only: bool = True
-
-    @field_validator("item_ids")
-    @classmethod
-    def _once_each(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
 
 
 class RelatedResponse(Answer):

@@ -29,6 +29,10 @@ class Source:
     PROMOTED = "promoted"
     EXPLORATION = "exploration"
     POPULAR = "popular in the last 30 days"
+    RANKED = "ranked for this user by purchase probability"  # /rerank: the caller proposed it
+    CALLER_ORDER = "in the caller's order: ranking unavailable"
+    NOT_IN_STOCK = "not ranked: out of stock"
+    UNKNOWN_ITEM = "not ranked: unknown to the item table"
 
 
 @dataclass

@@ -339,6 +339,47 @@ class Ranker:
             sequence_model_version=suggestions.model_version,
         )
 
+    def rerank(
+        self, user_id: str, item_ids: list[str], channel: str = "mini_program", now: datetime | None = None
+    ) -> RecommendResult:
+        """The caller's candidates (distinct ids) best first for the user, by the conversion model.
+
+        Items the catalogue does not hold in stock cannot be scored: they follow the ranked ones in the
+        caller's order with score 0 and a reason saying why. A user the store does not know is still
+        ranked (the model takes its missing-value branches for their features); with the online store
+        down the caller's order comes back, flagged degraded.
+        """
+        catalog, champion = self.catalog, self.champion
+        rows = catalog.rows.get_indexer(item_ids)
+        unranked = [
+            Recommendation(item, 0.0, Source.NOT_IN_STOCK if item in catalog.facts else Source.UNKNOWN_ITEM)
+            for item, row in zip(item_ids, rows, strict=True)
+            if row < 0
+        ]
+        rows = rows[rows >= 0]
+        try:
+            user, affinity = self.breaker.call(lambda: self.online_rows(user_id, catalog.categories))
+        except Exception as exc:  # the caller's own order is a sound answer without the store
+            kept = [Recommendation(str(i), 0.0, Source.CALLER_ORDER) for i in catalog.in_stock["item_id"][rows]]
+            return RecommendResult(
+                kept + unranked,
+                fallback="caller_order",
+                degraded=True,
+                notes=[f"online store unavailable: {type(exc).__name__}"],
+            )
+        notes = [] if affinity is not None else ["unknown user: ranked by item features alone"]
+        if affinity is None:
+            affinity = pd.DataFrame(columns=list(USER_CATEGORY_FEATURES), dtype=float)
+        scores = np.empty(0)
+        if rows.size:
+            fresh = self.fresh.by_user.get(user_id)
+            scores = self._purchase_probabilities(champion, catalog, rows, user_id, user, affinity, channel, now, fresh)
+        best = np.argsort(-scores, kind="stable")
+        ranked = [
+            Recommendation(str(catalog.in_stock["item_id"][rows[i]]), float(scores[i]), Source.RANKED) for i in best
+        ]
+        return RecommendResult(ranked + unranked, tier=tier_of(user), model_version=champion.version, notes=notes)
+
     def suggest(self, user_id: str, fresh: pd.DataFrame | None = None) -> PathSuggestions:
         """What the user's path proposes; with `fresh` events (stored since the index), from the path through them."""
         log = self.log

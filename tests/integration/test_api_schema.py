@@ -23,7 +23,7 @@ EXAMPLES = 40  # per operation and mode; derandomised, so CI sees the same reque
 # No server error, and every answer (status, content type, body) as the spec declares it. Cross-field rules
 # the spec cannot state exactly (user_id or user_key, not both) are tested by hand in the endpoint tests.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-FUZZED = ("/recommend", "/events", "/similar", "/bought-together", "/price")
+FUZZED = ("/recommend", "/rerank", "/events", "/similar", "/bought-together", "/price")
 
 
 @pytest.mark.parametrize("path", FUZZED)
@@ -50,7 +50,7 @@ def test_the_spec_says_bodies_are_required_and_errors_carry_a_list_of_problems(s
     spec = httpx.get(f"{base}/docs.json", timeout=30).json()
     problem = spec["components"]["schemas"]["Problem"]
     assert problem["properties"]["detail"]["type"] == "array"
-    for path in ("/recommend", "/events", "/similar", "/bought-together", "/price"):
+    for path in FUZZED:
         operation = spec["paths"][path]["post"]
         assert operation["requestBody"]["required"] is True
         assert {"400", "413", "415"} <= set(operation["responses"])

@@ -76,8 +76,16 @@ def test_a_store_down_from_the_start_still_serves(trained_system, tmp_path: Path
         redis.kill()
         with running_server(settings, tmp_path / "bentoml.log") as base:
             response = httpx.post(f"{base}/recommend", json={"user_id": "anyone", "k": 4}, timeout=30)
+            asked = [*(item["item_id"] for item in reversed(response.json()["items"])), "no-such-item"]
+            reranked = httpx.post(f"{base}/rerank", json={"user_id": "anyone", "item_ids": asked}, timeout=30)
 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["degraded"] is True and body["fallback"] == "popular" and len(body["items"]) == 4
     assert any("online store unavailable" in note for note in body["notes"])
+    # /rerank without the store: the caller's order, every id back, flagged
+    assert reranked.status_code == 200, reranked.text
+    body = reranked.json()
+    assert [item["item_id"] for item in body["items"]] == asked
+    assert body["degraded"] is True and body["fallback"] == "caller_order"
+    assert body["items"][-1]["reason"] == "not ranked: unknown to the item table"

@@ -1,4 +1,4 @@
-"""/recommend by any identifier, /similar and /bought-together, over HTTP on the real trained system."""
+"""/recommend by any identifier, /rerank, /similar and /bought-together, over HTTP on the real trained system."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import httpx
 import pandas as pd
 import pytest
 
+from serving.recommend.catalog import latest_item_table
 from siyu.data import schema
 from siyu.data.store import read_table
 from siyu.settings import Settings
+from tests.conftest import known_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -115,3 +117,42 @@ def test_an_unknown_item_is_a_404_naming_it(server, path: str, body: dict, named
     response = _post(base, path, body)
     assert response.status_code == 404, response.text
     assert named in response.text
+
+
+def test_rerank_orders_the_callers_items_as_recommend_scores_them_and_returns_every_id_once(server) -> None:
+    base, settings = server
+    user = known_user(settings)
+    shown = _post(base, "/recommend", {"user_id": user, "k": 8}).json()["items"]
+    asked = [i["item_id"] for i in reversed(shown)] + ["no-such-item", shown[0]["item_id"]]
+    response = _post(base, "/rerank", {"user_id": user, "item_ids": asked})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    ranked, unranked = body["items"][:-1], body["items"][-1]
+    assert [i["score"] for i in ranked] == sorted((i["score"] for i in ranked), reverse=True)
+    # the same model, features and price as /recommend: the same purchase probabilities
+    assert {i["item_id"]: round(i["score"], 6) for i in ranked} == {i["item_id"]: round(i["score"], 6) for i in shown}
+    assert all(i["reason"] == "ranked for this user by purchase probability" for i in ranked)
+    assert unranked == {
+        "item_id": "no-such-item",
+        "score": 0.0,
+        "reason": "not ranked: unknown to the item table",
+        "category_id": None,
+        "price": None,
+        "in_stock": False,
+    }
+    assert body["user_id"] == user and body["fallback"] is None and body["model_version"]
+
+
+def test_rerank_of_an_out_of_stock_item_says_so(server) -> None:
+    base, settings = server
+    table = latest_item_table(settings)
+    gone = table.loc[~table["in_stock"], "item_id"].astype(str).tolist()
+    if not gone:
+        pytest.skip("every item of this world is in stock")
+    in_stock = table.loc[table["in_stock"], "item_id"].astype(str).iloc[0]
+    body = _post(base, "/rerank", {"user_id": "nobody-yet", "item_ids": [gone[0], in_stock]}).json()
+
+    assert [i["item_id"] for i in body["items"]] == [in_stock, gone[0]]
+    assert body["items"][1]["reason"] == "not ranked: out of stock" and body["items"][1]["in_stock"] is False
+    assert body["notes"] == ["unknown user: ranked by item features alone"] and body["items"][0]["score"] > 0
