@@ -35,6 +35,7 @@ def main(
         if areas & {"conversion", "serving"}:
             with console.status("conversion: generate, features, train"):
                 settings, figures, notes = models.prepare(quick, Path(tmp))
+        if "conversion" in areas:  # serving alone needs only the trained system
             with console.status("conversion: with and without the decision-path features"):
                 extra, extra_notes = models.path_feature_figures(settings, quick)
             figures, notes = figures | extra, notes + extra_notes

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from features import repo
@@ -46,14 +47,16 @@ def _timed(call, *args) -> float:
 
 def _floor(settings: Settings, users: list[str]) -> dict[str, float]:
     """The same ranking in-process, one request at a time: what HTTP and the framework add to is this."""
-    reads, floor, paths = [], [], []
+    reads, floor, paths, candidates = [], [], [], []
     ranker = Ranker(settings)
     try:
         for user in users[:20]:  # warm-up: first calls pay lazy imports and connection setup
             ranker.recommend(user, 10)
         for user in users:
             reads.append(_timed(ranker.user_row, user))
-            floor.append(_timed(ranker.recommend, user, 10))
+            started = time.perf_counter()
+            candidates.append(ranker.recommend(user, 10).candidates)
+            floor.append(time.perf_counter() - started)
             paths.append(_timed(ranker.suggest, user))
     finally:
         ranker.close()
@@ -64,6 +67,8 @@ def _floor(settings: Settings, users: list[str]) -> dict[str, float]:
         "feast_online_read_p99_ms": percentile_ms(reads, 99),
         "path_retrieval_p50_ms": percentile_ms(paths, 50),
         "path_retrieval_p99_ms": percentile_ms(paths, 99),
+        "candidates_p50": float(np.median(candidates)),
+        "candidates_min": min(candidates),
     }
 
 
@@ -215,7 +220,10 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
         f" {MAX_CANDIDATES} most popular in-stock items (LightGBM scores the union)",
         f"degraded: the same server on a Redis of its own, {DEGRADED_CLIENTS} clients, Redis killed 3 s in;"
         f" degraded_* over the {OUTAGE_SECONDS[quick]:.0f} s after the kill (fail-fast Redis client, circuit breaker)",
-        "path_retrieval = the model and co-occurrence reads of the user's path alone (part of the floor)",
+        "path_retrieval = the model and co-occurrence reads of the user's path alone (part of the floor): the"
+        " path's encoding and co-occurring items are computed for every user when the log views are rebuilt,"
+        " a request adds its time (gap token) and the item scores; users with events since then are read live",
+        "candidates = items LightGBM ranked per request before the rules (the union of every source)",
         "freshness = POST /events (one purchase by the user's openid or other key) until /recommend for the user"
         " answers differently (intent or items), over both workers; events_per_second = 10 clients posting"
         f" batches of {EVENTS_PER_BATCH} views",

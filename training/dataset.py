@@ -10,6 +10,7 @@ category over their whole history (`training.taste_traces`), both counted strict
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,23 +82,38 @@ def labelled_impressions(events: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Request-time features: the shown price relative to list and to what this user usually pays."""
-    frame = frame.copy()
-    # No user x category row in force means no engagement with that category in the window.
-    frame[list(USER_CATEGORY_FEATURES)] = frame[list(USER_CATEGORY_FEATURES)].astype(float).fillna(0.0)
-    views = frame["views_30d"].to_numpy(dtype=float)
-    frame["category_view_share_30d"] = np.divide(
-        frame["category_views_30d"].to_numpy(dtype=float), views, out=np.zeros_like(views), where=views > 0
+CONTEXT_INPUTS = ("price_shown", "list_price", "avg_paid_price_90d", "views_30d", *USER_CATEGORY_FEATURES)
+
+
+def context_columns(inputs: Mapping[str, np.ndarray], hour: np.ndarray, channel: np.ndarray) -> dict[str, np.ndarray]:
+    """Request-time features from the CONTEXT_INPUTS arrays, the hour shown and the channel.
+
+    Arrays in and out: training wraps it for its frame, serving fills its feature matrix from it
+    without building a DataFrame per request, and both compute the same numbers. Returns the derived
+    features and USER_CATEGORY_FEATURES with missing = 0 (no user x category row in force means no
+    engagement with that category in the window).
+    """
+    out = {name: np.nan_to_num(np.asarray(inputs[name], dtype=float), nan=0.0) for name in USER_CATEGORY_FEATURES}
+    views = np.asarray(inputs["views_30d"], dtype=float)
+    out["category_view_share_30d"] = np.divide(
+        out["category_views_30d"], views, out=np.zeros_like(views), where=views > 0
     )
-    frame["price_vs_list"] = frame["price_shown"] / frame["list_price"]
-    frame["price_vs_user_avg"] = frame["price_shown"] / frame["avg_paid_price_90d"]
+    price = np.asarray(inputs["price_shown"], dtype=float)
     # A zero list price or a user who only ever paid 0 would make a ratio infinite: unknown, not infinitely dear.
-    ratios = ["price_vs_list", "price_vs_user_avg"]
-    frame[ratios] = frame[ratios].replace([np.inf, -np.inf], np.nan)
-    frame["hour"] = frame["event_timestamp"].dt.hour.astype(np.float32)
-    frame["is_app"] = (frame["channel"] == "app").astype(np.float32)
-    return frame
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, base in (("price_vs_list", "list_price"), ("price_vs_user_avg", "avg_paid_price_90d")):
+            ratio = price / np.asarray(inputs[base], dtype=float)
+            out[name] = np.where(np.isinf(ratio), np.nan, ratio)
+    out["hour"] = np.asarray(hour).astype(np.float32)
+    out["is_app"] = (np.asarray(channel) == "app").astype(np.float32)
+    return out
+
+
+def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Request-time features (see `context_columns`) as columns of a copy of `frame`."""
+    inputs = {name: frame[name].to_numpy(dtype=float, na_value=np.nan) for name in CONTEXT_INPUTS}
+    context = context_columns(inputs, frame["event_timestamp"].dt.hour.to_numpy(), frame["channel"].to_numpy())
+    return frame.assign(**context)
 
 
 # (feature view, its join keys, the features the ranker reads from it)

@@ -48,12 +48,17 @@ def taste_traces(events: pd.DataFrame, impressions: pd.DataFrame) -> pd.DataFram
 def traces_at(past_category: np.ndarray, past_kind: np.ndarray, categories: np.ndarray) -> np.ndarray:
     """(len(categories), TASTE_FEATURES) float32 for one user: `past_*` are their events before the request."""
     views, purchases = past_kind == "view", past_kind == "purchase"
-    per_category = pd.DataFrame({"view": views, "purchase": purchases}).groupby(past_category).sum()
-    found = per_category.reindex(categories, fill_value=0)
+    codes, seen = pd.factorize(past_category)  # a missing category is code -1: counted overall, in no category
+    at = pd.Index(seen).get_indexer(categories)
+
+    def in_category(kind: np.ndarray) -> np.ndarray:
+        counts = np.bincount(codes[codes >= 0], weights=kind[codes >= 0], minlength=len(seen))
+        return np.where(at >= 0, counts[np.maximum(at, 0)] if len(seen) else 0.0, 0.0)
+
     n = len(categories)
     columns = _with_rates(
-        found["view"].to_numpy(dtype=np.float64),
-        found["purchase"].to_numpy(dtype=np.float64),
+        in_category(views),
+        in_category(purchases),
         np.full(n, views.sum(), dtype=np.float64),
         np.full(n, purchases.sum(), dtype=np.float64),
     )

@@ -16,7 +16,7 @@ from features.repo import ITEM_VIEW, item_meta_path, source_paths
 from siyu.settings import Settings
 from training.dataset import ITEM_MODEL_FEATURES
 
-MAX_CANDIDATES = 500  # most popular in-stock items scored per request
+MAX_CANDIDATES = 1000  # most popular in-stock items scored per request
 
 
 class Source:

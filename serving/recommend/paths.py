@@ -16,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from siyu.settings import Settings
-from training.sequence.baselines import TIE_BREAK
+from training.sequence.baselines import TIE_BREAK, ItemKNN
 from training.sequence.data import SequenceData
 from training.sequence.recommender import SASRecRecommender
-from training.sequence.retrieval import CO_OCCURRENCE_HISTORY, co_occurrence
+from training.sequence.retrieval import CO_OCCURRENCE_HISTORY, RECALL_BATCH, co_occurrence
 from training.sequence.sources import from_events
+
+KEPT = 100  # co-occurring items kept per user at each rebuild
 
 
 @dataclass
@@ -38,18 +40,27 @@ class DecisionPaths:
     """Every user's stored steps, the co-occurrence index over them and, given a model, their model view."""
 
     def __init__(
-        self, data: SequenceData, model: SASRecRecommender | None = None, model_version: str | None = None
+        self,
+        data: SequenceData,
+        model: SASRecRecommender | None = None,
+        model_version: str | None = None,
+        kept: int = KEPT,
     ) -> None:
+        """`kept`: how many co-occurring items are kept per user (a larger `n` is read live)."""
         self.data = data
         self.model_version = model_version
         self.users = pd.Index(data.user_ids)
         self.item_ids = np.asarray([str(v) for v in data.item_vocab], dtype=object)
         self.co_occurrence = co_occurrence(data)
+        everyone = np.arange(data.n_users)
+        # Each user's co-occurring items are fixed until the next rebuild: found here for everyone, in batches.
+        self.co_occurring = _top_tokens(self.co_occurrence, data, everyone, kept)
         self.model = model
         if model is not None:
-            everyone = np.arange(data.n_users)
-            # Re-tokenised once here, so each request's scoring takes the model's shared-vocabulary fast path.
+            # Re-tokenised once here, so each request's scoring takes the model's shared-vocabulary fast path,
+            # and every path encoded once: a request adds only its time (the gap token) and the item scores.
             self.model_data, _, _ = model.in_model_vocab(data, everyone, data.lengths)
+            self.encoded = model.encode(self.model_data, everyone, self.model_data.lengths)
             self.model_item_ids = np.asarray([str(v) for v in model.item_vocab], dtype=object)
 
     @classmethod
@@ -64,8 +75,21 @@ class DecisionPaths:
         row = self.users.get_indexer([user_id])[0]
         if row < 0 or self.data.lengths[row] == 0:
             return PathSuggestions()
-        model_path = self.model_data.one_user(row, self.model.config.max_len) if self.model is not None else None
-        return self._read(self.data.one_user(row, CO_OCCURRENCE_HISTORY), model_path, n, int(self.data.lengths[row]))
+        steps = int(self.data.lengths[row])
+        if n > self.co_occurring.shape[1]:
+            model_path = self.model_data.one_user(row, self.model.config.max_len) if self.model is not None else None
+            return self._read(self.data.one_user(row, CO_OCCURRENCE_HISTORY), model_path, n, steps)
+        tokens = self.co_occurring[row, :n]
+        suggestions = PathSuggestions(co_occurring=self.item_ids[tokens[tokens > 0] - 1].tolist(), steps=steps)
+        if self.model is not None and self.encoded.has_history[row]:
+            rows = np.array([row])
+            scores, intent = self.model.read_encoded(
+                self.encoded.rows(rows), self.model_data, rows, self.model_data.lengths[rows], now=time.time()
+            )
+            suggestions.next_items = _best(scores[0], self.model_item_ids, n)
+            suggestions.intent = float(intent[0])
+            suggestions.model_version = self.model_version
+        return suggestions
 
     def suggest_for(self, path: SequenceData, n: int) -> PathSuggestions:
         """The same for a one-user path built outside the index: a user with events newer than the index.
@@ -95,9 +119,28 @@ class DecisionPaths:
         return suggestions
 
 
-def _best(scores: np.ndarray, item_ids: np.ndarray, n: int, floor: float = -np.inf) -> list[str]:
-    """Ids of the n highest scores above `floor`, best first (token t is item_ids[t - 1]; column 0 is padding)."""
+def _top_tokens(knn: ItemKNN, data: SequenceData, users: np.ndarray, n: int) -> np.ndarray:
+    """(len(users), n) int64: each user's n best co-occurring item tokens over the newest steps, best first;
+    0 where fewer items score above the tie-break floor."""
+    out = np.zeros((users.size, n), dtype=np.int64)
+    for start in range(0, users.size, RECALL_BATCH):
+        batch = users[start : start + RECALL_BATCH]
+        scores = knn.score(data, batch, data.lengths[batch])
+        scores[:, 0] = -np.inf
+        for i, row in enumerate(scores):
+            best = _best_tokens(row, n, TIE_BREAK)
+            out[start + i, : best.size] = best
+    return out
+
+
+def _best_tokens(scores: np.ndarray, n: int, floor: float = -np.inf) -> np.ndarray:
+    """Tokens of the n highest scores above `floor`, best first (column 0 is padding)."""
     n = min(n, scores.size - 1)
     top = np.argpartition(-scores[1:], n - 1)[:n] + 1 if n > 0 else np.empty(0, dtype=np.int64)
     top = top[np.argsort(-scores[top], kind="stable")]
-    return [str(item_ids[t - 1]) for t in top if scores[t] > floor]
+    return top[scores[top] > floor]
+
+
+def _best(scores: np.ndarray, item_ids: np.ndarray, n: int, floor: float = -np.inf) -> list[str]:
+    """Ids of the n highest scores above `floor`, best first (token t is item_ids[t - 1]; column 0 is padding)."""
+    return [str(item_ids[t - 1]) for t in _best_tokens(scores, n, floor)]

@@ -36,6 +36,7 @@ from features.repo import (
 from serving.recommend import item_to_item
 from serving.recommend.breaker import CircuitBreaker
 from serving.recommend.catalog import MAX_CANDIDATES, Catalog, Recommendation, Source, latest_item_table
+from serving.recommend.feature_matrix import candidate_matrix, category_engagement
 from serving.recommend.fresh_events import FreshEvents, read_part, with_user_ids
 from serving.recommend.histories import BEHAVIOUR_FEATURES, UserHistories
 from serving.recommend.identities import EMPTY_IDENTITY, IdentityDirectory, ResolvedUser
@@ -46,7 +47,6 @@ from serving.recommend.tier_strategy import DEFAULT_TIER_RULES, checked_playbook
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, served_version, use_registry
 from tiers.history import TIER_FEATURES
-from training.dataset import add_context_features
 from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import load_version as load_sequence_version
@@ -72,6 +72,7 @@ class RecommendResult:
     intent: float | None = None
     sequence_model_version: str | None = None
     tier: str | None = None  # the user's value tier, when their rules came from its playbook
+    candidates: int = 0  # items the model ranked before the rules
 
 
 @dataclass(frozen=True)
@@ -237,10 +238,20 @@ class Ranker:
         self._stop.set()
 
     def online_rows(self, user_id: str, categories: list[str]) -> tuple[dict[str, float | None], pd.DataFrame | None]:
-        """The user's row and, for a user the store knows, their row per category (None for a stranger)."""
-        user = self.user_row(user_id)
-        known = any(value is not None for value in user.values())
-        return user, self.category_rows(user_id, categories) if known else None
+        """The user's row and, for a user the store knows, their row per category (None for a stranger).
+
+        One online read: Feast reads each view once per distinct entity key, so the user's row is read
+        once however many category rows ride along.
+        """
+        rows = [{"user_id": user_id, "category_id": c} for c in categories] or [{"user_id": user_id}]
+        refs = USER_REFS + USER_CATEGORY_REFS if categories else USER_REFS
+        found = self.store.get_online_features(features=refs, entity_rows=rows).to_dict()
+        user = {f: found[f][0] for f in (*USER_FEATURES, *TIER_FEATURES)}
+        if all(value is None for value in user.values()):
+            return user, None
+        engagement = {f: found[f] for f in USER_CATEGORY_FEATURES} if categories else {}
+        columns = list(USER_CATEGORY_FEATURES)
+        return user, pd.DataFrame(engagement, index=found.get("category_id"), columns=columns, dtype=float)
 
     def user_row(self, user_id: str) -> dict[str, float | None]:
         response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])
@@ -267,12 +278,6 @@ class Ranker:
             age_days=stock["age_days"][rows].astype(float),
             views_30d=np.nan_to_num(stock["item_views_30d"][rows].astype(float)),
         )
-
-    def category_rows(self, user_id: str, categories: list[str]) -> pd.DataFrame:
-        """The user's engagement with each candidate category (one online read, one row per category)."""
-        rows = [{"user_id": user_id, "category_id": c} for c in categories]
-        found = self.store.get_online_features(features=USER_CATEGORY_REFS, entity_rows=rows).to_dict()
-        return pd.DataFrame({f: found[f] for f in USER_CATEGORY_FEATURES}, index=found["category_id"], dtype=float)
 
     def recommend(
         self,
@@ -332,6 +337,7 @@ class Ranker:
                     item.reason = f"{item.reason} for {tier} customers"
         return RecommendResult(
             items,
+            candidates=rows.size,
             tier=tier,
             model_version=champion.version,
             notes=notes,
@@ -403,27 +409,14 @@ class Ranker:
         fresh: pd.DataFrame | None = None,
     ) -> np.ndarray:
         """The conversion model's P(purchase) for each candidate row, shown at today's price on `channel`."""
-        n = rows.size
         now = now or datetime.now(UTC)
-        candidates = {name: values[rows] for name, values in catalog.in_stock.items()}
-        per_candidate = affinity.reindex(candidates["category_id"])
-        frame = pd.DataFrame(
-            {
-                **candidates,
-                **{name: np.full(n, np.nan if value is None else value, dtype=float) for name, value in user.items()},
-                **{name: per_candidate[name].to_numpy() for name in USER_CATEGORY_FEATURES},
-                "price_shown": candidates["price"],
-                "channel": channel,
-                "event_timestamp": pd.Timestamp(now),
-            }
-        )
-        frame = add_context_features(frame)
+        items = {name: values[rows] for name, values in catalog.in_stock.items()}
         histories = self.histories
         if histories is not None:
-            frame[list(BEHAVIOUR_FEATURES)] = histories.features(
-                user_id, candidates["item_id"], candidates["category_id"], now, fresh
-            )
+            found = histories.features(user_id, items["item_id"], items["category_id"], now, fresh)
         else:  # no log read yet: LightGBM takes its missing-value branches
-            frame[list(BEHAVIOUR_FEATURES)] = np.nan
-        # One thread: for a few hundred rows, thread start-up costs more than it saves.
-        return champion.booster.predict(frame[champion.features].to_numpy(dtype=np.float64), num_threads=1)
+            found = np.full((rows.size, len(BEHAVIOUR_FEATURES)), np.nan)
+        behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))
+        engagement = category_engagement(affinity, items["category_id"])
+        matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
+        return champion.booster.predict(matrix, num_threads=1)

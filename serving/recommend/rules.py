@@ -1,7 +1,7 @@
 """The rules stage of /recommend: business filters, diversity caps, promotion and exploration slots.
 
 Runs after ranking, on every scored candidate, so a filter never leaves a short list while good items
-were scored (over 700 candidates are scored per request). Parameters come with each request (`Rules`);
+were scored (up to ~1,300 candidates are scored per request). Parameters come with each request (`Rules`);
 items are always in stock, since only in-stock items are candidates.
 
 - filters: category include/exclude, price range, and "not bought in the last N days" (an item due for

@@ -55,25 +55,36 @@ def query_tokens(data: SequenceData, users: np.ndarray, cut: np.ndarray, now: fl
     return np.where(known, gap_tokens(np.maximum(target - newest, 0)), 0).astype(np.int64)
 
 
-def item_scores_and_intent(
-    model: DecisionPathModel,
-    data: SequenceData,
-    users: np.ndarray,
-    cut: np.ndarray,
-    tokens: StepTokens | None = None,
-    now: float | None = None,
+def encode_histories(
+    model: DecisionPathModel, data: SequenceData, users: np.ndarray, cut: np.ndarray, tokens: StepTokens | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(len(users), model items + 1) float32 next-item scores (column 0, padding, is -inf) and each history's
-    purchase intent, from one pass of the model (the intent head costs next to nothing)."""
-    scores = np.empty((len(users), model.n_items + 1), dtype=np.float32)
+    """(len(users), hidden) float32 hidden state at each history's newest step, and each one's purchase intent.
+
+    The expensive half of a read, and independent of the request's time: serving keeps it per user
+    between rebuilds of the log and finishes each request with `scores_at`.
+    """
+    hidden = np.empty((len(users), model.config.hidden), dtype=np.float32)
     intent = np.empty(len(users), dtype=np.float32)
-    query = torch.from_numpy(query_tokens(data, users, cut, now))
     with torch.inference_mode():
-        for rows, hidden in last_hidden(model, data, users, cut, tokens):
-            scores[rows] = model.item_logits(model.for_query(hidden, query[rows])).numpy()
-            intent[rows] = torch.sigmoid(model.intent_logit(hidden)).numpy()
+        for rows, states in last_hidden(model, data, users, cut, tokens):
+            hidden[rows] = states.numpy()
+            intent[rows] = torch.sigmoid(model.intent_logit(states)).numpy()
+    return hidden, intent
+
+
+def scores_at(model: DecisionPathModel, hidden: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """(len(hidden), model items + 1) float32 next-item scores of encoded histories asked at gap tokens `query`
+    (column 0, padding, is -inf)."""
+    scores = np.empty((len(hidden), model.n_items + 1), dtype=np.float32)
+    query = torch.from_numpy(np.asarray(query, dtype=np.int64))
+    with torch.inference_mode():
+        vectors = model.item_vectors()
+        for start in range(0, len(hidden), INFERENCE_BATCH):  # one batch of scores at a time: no second copy
+            rows = slice(start, start + INFERENCE_BATCH)
+            conditioned = model.for_query(torch.from_numpy(hidden[rows]), query[rows])
+            scores[rows] = model.item_logits(conditioned, vectors).numpy()
     scores[:, 0] = -np.inf
-    return scores, intent
+    return scores
 
 
 def intent_probabilities(

@@ -220,9 +220,10 @@ class DecisionPathModel(nn.Module):
             return self.item.weight
         return self.item.weight + self.category(self.item_category)
 
-    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores of every item token (column 0 = padding) for hidden states (..., hidden)."""
-        return hidden @ self.item_vectors().T
+    def item_logits(self, hidden: torch.Tensor, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of every item token (column 0 = padding) for hidden states (..., hidden); pass `item_vectors()`
+        when scoring many batches under one set of weights."""
+        return hidden @ (self.item_vectors() if item_vectors is None else item_vectors).T
 
     def intent_logit(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logit of P(a purchase follows later in this session) for hidden states (..., hidden)."""

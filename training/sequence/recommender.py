@@ -7,15 +7,28 @@ max_len steps of each history, in length-sorted batches, without gradients.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from training.sequence.data import SequenceData, Split
-from training.sequence.inference import intent_probabilities, item_scores_and_intent
+from training.sequence.inference import encode_histories, intent_probabilities, query_tokens, scores_at
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
 from training.sequence.train import TrainResult, train
+
+
+@dataclass(frozen=True)
+class EncodedPaths:
+    """Histories read up to their newest step: all a request adds is its time (the gap token)."""
+
+    hidden: np.ndarray  # (users, hidden) float32; zeros for a history with no steps
+    intent: np.ndarray  # (users,) P(a purchase follows in the newest step's session); the base rate without steps
+    has_history: np.ndarray  # (users,) bool
+
+    def rows(self, index: np.ndarray) -> EncodedPaths:
+        return EncodedPaths(self.hidden[index], self.intent[index], self.has_history[index])
 
 
 class SASRecRecommender:
@@ -72,26 +85,42 @@ class SASRecRecommender:
         A model with `query_gap` conditions the scores on the request's time: the target's own time when the
         data holds it (evaluation), else `now` in epoch seconds (serving), else nothing.
         """
-        model = self._fitted()
         users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
         data, cut, columns = self.in_model_vocab(data, users, cut)
-        scores = np.empty((users.size, model.n_items + 1), dtype=np.float32)
-        intent = np.full(users.size, self.intent_base_rate, dtype=np.float32)
-        has_history = cut > 0
-        scores[~has_history] = self.popularity
-        if has_history.any():
-            scores[has_history], read_intent = item_scores_and_intent(
-                model, data, users[has_history], cut[has_history], now=now
-            )
-            if self.intent_trained:
-                intent[has_history] = read_intent
-        scores[:, 0] = -np.inf
+        scores, intent = self.read_encoded(self.encode(data, users, cut), data, users, cut, now)
         if columns is None:
             return scores, intent
         out = np.full((users.size, columns.size), -np.inf, dtype=np.float32)
         known = columns > 0
         out[:, known] = scores[:, columns[known]]
         return out, intent
+
+    def encode(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> EncodedPaths:
+        """The time-independent half of `read` for histories already in the model's vocabulary (`in_model_vocab`)."""
+        model = self._fitted()
+        users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
+        has_history = cut > 0
+        hidden = np.zeros((users.size, model.config.hidden), dtype=np.float32)
+        intent = np.full(users.size, self.intent_base_rate, dtype=np.float32)
+        if has_history.any():
+            hidden[has_history], read_intent = encode_histories(model, data, users[has_history], cut[has_history])
+            if self.intent_trained:
+                intent[has_history] = read_intent
+        return EncodedPaths(hidden, intent, has_history)
+
+    def read_encoded(
+        self, encoded: EncodedPaths, data: SequenceData, users: np.ndarray, cut: np.ndarray, now: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`read` of encoded histories (the same users and cuts, in the model's vocabulary) at `now`."""
+        model = self._fitted()
+        scores = np.empty((len(users), model.n_items + 1), dtype=np.float32)
+        scores[~encoded.has_history] = self.popularity
+        if encoded.has_history.any():
+            with_history = np.asarray(users)[encoded.has_history], np.asarray(cut)[encoded.has_history]
+            query = query_tokens(data, *with_history, now)
+            scores[encoded.has_history] = scores_at(model, encoded.hidden[encoded.has_history], query)
+        scores[:, 0] = -np.inf
+        return scores, encoded.intent
 
     def intent(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
         """(len(users),) probability that a purchase follows the newest history step within its session."""
