@@ -44,10 +44,12 @@ def running_server(
     ready_timeout: float = 180.0,
     target: str = "serving.service:Siyu",
     extra_env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[str]:
     """`bentoml serve target` (the source tree's service, or a built Bento's tag) until the block ends.
 
-    A Bento runs from a scratch directory, so its own copy of the sources is what gets imported.
+    A Bento runs from a scratch directory, so its own copy of the sources is what gets imported; `cwd`
+    runs the service from elsewhere too (an installed package, with the checkout out of the path).
     """
     port = free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
@@ -55,7 +57,7 @@ def running_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(bentoml), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT if from_source else log_path.parent,
+            cwd=cwd or (REPO_ROOT if from_source else log_path.parent),
             env={**settings_env(settings), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,

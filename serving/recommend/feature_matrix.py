@@ -10,6 +10,7 @@ work proportional to the numbers it needs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -19,16 +20,29 @@ from features.build import USER_CATEGORY_FEATURES
 from training.dataset import CONTEXT_INPUTS, context_columns
 
 
-def category_engagement(affinity: pd.DataFrame, categories: np.ndarray) -> dict[str, np.ndarray]:
-    """USER_CATEGORY_FEATURES per candidate from the user's rows by category (NaN where they have none)."""
-    at = affinity.index.get_indexer(categories)
-    found = at >= 0
-    out = {}
-    for name in USER_CATEGORY_FEATURES:
-        column = np.full(categories.size, np.nan)
-        column[found] = affinity[name].to_numpy(dtype=float)[at[found]]
-        out[name] = column
-    return out
+@dataclass(frozen=True)
+class CategoryEngagement:
+    """The user's USER_CATEGORY_FEATURES per category, as the online store answered (None = no row)."""
+
+    categories: pd.Index
+    values: Mapping[str, Sequence[float | None]]  # feature -> one value per category
+
+    @classmethod
+    def none(cls) -> CategoryEngagement:
+        """A user with no rows in force: every candidate's engagement is missing (0 once derived)."""
+        return cls(pd.Index([]), {name: [] for name in USER_CATEGORY_FEATURES})
+
+    def per_candidate(self, categories: np.ndarray) -> dict[str, np.ndarray]:
+        """USER_CATEGORY_FEATURES for each candidate's category (NaN where the user has no row)."""
+        at = self.categories.get_indexer(categories)
+        found = at >= 0
+        out = {}
+        for name in USER_CATEGORY_FEATURES:
+            read = np.asarray(self.values[name], dtype=float)  # None -> NaN
+            column = np.full(categories.size, np.nan)
+            column[found] = read[at[found]]
+            out[name] = column
+        return out
 
 
 def candidate_matrix(

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import lightgbm as lgb
 import mlflow
@@ -36,7 +38,7 @@ from features.repo import (
 from serving.recommend import item_to_item
 from serving.recommend.breaker import CircuitBreaker
 from serving.recommend.catalog import MAX_CANDIDATES, Catalog, Recommendation, Source, latest_item_table
-from serving.recommend.feature_matrix import candidate_matrix, category_engagement
+from serving.recommend.feature_matrix import CategoryEngagement, candidate_matrix
 from serving.recommend.fresh_events import FreshEvents, read_part, with_user_ids
 from serving.recommend.histories import BEHAVIOUR_FEATURES, UserHistories
 from serving.recommend.identities import EMPTY_IDENTITY, IdentityDirectory, ResolvedUser
@@ -51,6 +53,7 @@ from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import load_version as load_sequence_version
 
+T = TypeVar("T")
 PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co-occurrence
 SOURCE_CANDIDATES = 50  # items taken from each of new arrivals and promotions
 STRATEGY_REASONS = frozenset({Source.NEW_ARRIVAL, Source.PROMOTED, Source.EXPLORATION, Source.REPURCHASE})
@@ -109,6 +112,7 @@ class Ranker:
             self.sequence_model = load_sequence_version(settings, self.sequence_model_version)
         self.store: FeatureStore = feature_store(settings, fail_fast=True)
         self.breaker = CircuitBreaker(settings.breaker_cooldown_seconds)
+        self._catalog_memo: dict[str, tuple[Catalog, object]] = {}  # see _per_catalog
         self.playbook = checked_playbook(settings.tier_rules or DEFAULT_TIER_RULES)
         self.catalog = Catalog.from_items(latest_item_table(settings))
         self.log: LogViews | None = None
@@ -237,8 +241,10 @@ class Ranker:
     def close(self) -> None:
         self._stop.set()
 
-    def online_rows(self, user_id: str, categories: list[str]) -> tuple[dict[str, float | None], pd.DataFrame | None]:
-        """The user's row and, for a user the store knows, their row per category (None for a stranger).
+    def online_rows(
+        self, user_id: str, categories: list[str]
+    ) -> tuple[dict[str, float | None], CategoryEngagement | None]:
+        """The user's row and, for a user the store knows, their rows by category (None for a stranger).
 
         One online read: Feast reads each view once per distinct entity key, so the user's row is read
         once however many category rows ride along.
@@ -249,9 +255,9 @@ class Ranker:
         user = {f: found[f][0] for f in (*USER_FEATURES, *TIER_FEATURES)}
         if all(value is None for value in user.values()):
             return user, None
-        engagement = {f: found[f] for f in USER_CATEGORY_FEATURES} if categories else {}
-        columns = list(USER_CATEGORY_FEATURES)
-        return user, pd.DataFrame(engagement, index=found.get("category_id"), columns=columns, dtype=float)
+        if not categories:
+            return user, CategoryEngagement.none()
+        return user, CategoryEngagement(pd.Index(categories), {f: found[f] for f in USER_CATEGORY_FEATURES})
 
     def user_row(self, user_id: str) -> dict[str, float | None]:
         response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])
@@ -261,20 +267,35 @@ class Ranker:
     def popular(self, k: int, rules: Rules | None = None) -> list[Recommendation]:
         """The fallback answer: the most popular in-stock items (score: units sold in 30 days), rules applied."""
         catalog = self.catalog
-        rows = np.arange(min(MAX_CANDIDATES, len(catalog.rows)))
-        units = np.nan_to_num(catalog.in_stock["units_30d"][rows].astype(float))
-        scored = self._scored(catalog, rows, units, [Source.POPULAR] * rows.size)
+
+        def everyone_popular() -> Scored:
+            rows = np.arange(min(MAX_CANDIDATES, len(catalog.rows)))
+            units = np.nan_to_num(catalog.in_stock["units_30d"][rows].astype(float))
+            return self._scored(catalog, rows, units, [Source.POPULAR] * rows.size)
+
+        # The same for every request until the catalogue is reloaded: the fallback must stay cheap under load.
+        scored = self._per_catalog("popular", catalog, everyone_popular)
         return apply_rules(scored, rules or Rules(), k, bought_recently=set(), due=set())
+
+    def _per_catalog(self, name: str, catalog: Catalog, build: Callable[[], T]) -> T:
+        """`build()`, kept while `catalog` is the one in service (a reload replaces the catalogue object)."""
+        cached = self._catalog_memo.get(name)
+        if cached is None or cached[0] is not catalog:
+            cached = self._catalog_memo[name] = (catalog, build())
+        return cached[1]
 
     def _scored(self, catalog: Catalog, rows: np.ndarray, scores: np.ndarray, reasons: list[str]) -> Scored:
         stock = catalog.in_stock
+        promoted = self._per_catalog(
+            "promoted", catalog, lambda: catalog.promoted(self.settings.overstock_days_of_cover)
+        )
         return Scored(
             item_id=stock["item_id"][rows],
             score=scores,
             reason=reasons,
             category=stock["category_id"][rows],
             price=stock["price"][rows].astype(float),
-            promoted=catalog.promoted(self.settings.overstock_days_of_cover)[rows],
+            promoted=promoted[rows],
             age_days=stock["age_days"][rows].astype(float),
             views_30d=np.nan_to_num(stock["item_views_30d"][rows].astype(float)),
         )
@@ -312,19 +333,23 @@ class Ranker:
                     self.popular(k, rules), fallback="popular", model_version=champion.version, notes=["unknown user"]
                 )
             # Events but no features yet (they arrived after the last materialisation): rank from the path.
-            affinity = pd.DataFrame(columns=list(USER_CATEGORY_FEATURES), dtype=float)
+            affinity = CategoryEngagement.none()
             notes.append("no stored features for this user yet: ranked from their recent events")
         tier = tier_of(user)
         rules = rules_for(tier, rules, self.playbook)
         log, stamp = self.log, pd.Timestamp(now).value
         past = log.histories.events_of(user_id, fresh) if log is not None else None
         due = log.cycles.due(past, stamp) if log is not None else []
+        overstock = self.settings.overstock_days_of_cover
+        most_promoted = self._per_catalog(
+            "most promoted", catalog, lambda: catalog.most_promoted(SOURCE_CANDIDATES, overstock)
+        )
         rows, reasons = catalog.candidate_rows(
             (due, Source.REPURCHASE),
             (suggestions.next_items, Source.NEXT_ON_PATH),
             (suggestions.co_occurring, Source.CO_OCCURRING),
             (catalog.newest(SOURCE_CANDIDATES, rules.new_item_days), Source.NEW_ARRIVAL),
-            (catalog.most_promoted(SOURCE_CANDIDATES, self.settings.overstock_days_of_cover), Source.PROMOTED),
+            (most_promoted, Source.PROMOTED),
         )
         if rows.size == 0:
             return RecommendResult([], fallback="popular", model_version=champion.version, notes=["nothing in stock"])
@@ -375,7 +400,7 @@ class Ranker:
             )
         notes = [] if affinity is not None else ["unknown user: ranked by item features alone"]
         if affinity is None:
-            affinity = pd.DataFrame(columns=list(USER_CATEGORY_FEATURES), dtype=float)
+            affinity = CategoryEngagement.none()
         scores = np.empty(0)
         if rows.size:
             fresh = self.fresh.by_user.get(user_id)
@@ -403,7 +428,7 @@ class Ranker:
         rows: np.ndarray,
         user_id: str,
         user: dict[str, float | None],
-        affinity: pd.DataFrame,
+        affinity: CategoryEngagement,
         channel: str,
         now: datetime | None,
         fresh: pd.DataFrame | None = None,
@@ -417,6 +442,6 @@ class Ranker:
         else:  # no log read yet: LightGBM takes its missing-value branches
             found = np.full((rows.size, len(BEHAVIOUR_FEATURES)), np.nan)
         behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))
-        engagement = category_engagement(affinity, items["category_id"])
+        engagement = affinity.per_candidate(items["category_id"])
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
         return champion.booster.predict(matrix, num_threads=1)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
-from serving.recommend.feature_matrix import candidate_matrix, category_engagement
+from serving.recommend.feature_matrix import CategoryEngagement, candidate_matrix
 from serving.recommend.histories import BEHAVIOUR_FEATURES
 from tiers.history import TIER_FEATURES
 from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
@@ -51,11 +51,13 @@ def test_serving_features_equal_training_features(n: int, data, channel: str, ho
     known = data.draw(st.lists(st.sampled_from(["c1", "c2", "c9"]), unique=True))
     affinity = pd.DataFrame({name: rng.integers(0, 5, len(known)).astype(float) for name in USER_CATEGORY_FEATURES})
     affinity.index = known
+    affinity = affinity.replace(0.0, np.nan)  # some rows' values were never set
     behaviour = {name: column() for name in BEHAVIOUR_FEATURES}
     now = datetime(2026, 3, 1, hour, 30, tzinfo=UTC)
     features = list(rng.permutation(MODEL_FEATURES))  # a champion's own column order
 
-    engagement = category_engagement(affinity, items["category_id"])
+    read = {name: [None if np.isnan(v) else v for v in affinity[name]] for name in USER_CATEGORY_FEATURES}  # as read
+    engagement = CategoryEngagement(pd.Index(known), read).per_candidate(items["category_id"])
     served = candidate_matrix(features, items, user, engagement, behaviour, channel, now)
 
     expected = _training_matrix(items, user, affinity, behaviour, channel, now, features)
