@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
+from typing import TypeVar
 
 import bentoml
 from bentoml.exceptions import BentoMLException
@@ -37,7 +38,7 @@ from serving.api.request_guard import RequestGuard
 from serving.bento import pinned_versions
 from serving.recommend.catalog import Catalog, Recommendation
 from serving.recommend.item_to_item import UnknownItems
-from serving.recommend.ranker import Ranker
+from serving.recommend.ranker import Ranker, RecommendResult
 from siyu.data.ingest import ingest_events
 from siyu.settings import Settings, get_settings
 
@@ -72,6 +73,26 @@ def _items(recommendations: list[Recommendation], catalog: Catalog) -> list[Item
     return out
 
 
+Personal = TypeVar("Personal", RecommendResponse, RerankResponse)
+
+
+def _personal(
+    response: type[Personal], user_id: str, result: RecommendResult, catalog: Catalog, **extra: object
+) -> Personal:
+    """An answer about one user: the ranked items with their facts, and how they were ranked."""
+    return response(
+        recommendation_id=_new_id(),
+        user_id=user_id,
+        items=_items(result.items, catalog),
+        fallback=result.fallback,
+        degraded=result.degraded,
+        model_version=result.model_version,
+        notes=result.notes,
+        tier=result.tier,
+        **extra,
+    )
+
+
 def service_settings() -> Settings:
     """The environment's settings, plus the model versions a Bento was built with (SIYU_PINNED_VERSIONS wins)."""
     settings = get_settings()
@@ -102,21 +123,16 @@ class Siyu:
         Candidates: the decision-path model's likely next items, items co-occurring with the user's recent
         steps, and the most popular in-stock items; each item's `reason` names the source that proposed it.
         """
-        ranker = self.ranker
         user_id = self._user_id(request)
-        catalog = ranker.catalog
-        result = ranker.recommend(user_id, request.k, request.channel, rules=request.rules)
-        return RecommendResponse(
-            recommendation_id=_new_id(),
-            user_id=user_id,
-            items=_items(result.items, catalog),
-            fallback=result.fallback,
-            degraded=result.degraded,
-            model_version=result.model_version,
+        catalog = self.ranker.catalog
+        result = self.ranker.recommend(user_id, request.k, request.channel, rules=request.rules)
+        return _personal(
+            RecommendResponse,
+            user_id,
+            result,
+            catalog,
             intent=result.intent,
             sequence_model_version=result.sequence_model_version,
-            notes=result.notes,
-            tier=result.tier,
         )
 
     @bentoml.api(route="/rerank")
@@ -127,20 +143,10 @@ class Siyu:
         stock, unknown) in the caller's order with score 0 and a reason. With the online store down the
         caller's order comes back with `degraded: true`.
         """
-        ranker = self.ranker
         user_id = self._user_id(request)
-        catalog = ranker.catalog
-        result = ranker.rerank(user_id, request.item_ids, request.channel)
-        return RerankResponse(
-            recommendation_id=_new_id(),
-            user_id=user_id,
-            items=_items(result.items, catalog),
-            fallback=result.fallback,
-            degraded=result.degraded,
-            model_version=result.model_version,
-            notes=result.notes,
-            tier=result.tier,
-        )
+        catalog = self.ranker.catalog
+        result = self.ranker.rerank(user_id, request.item_ids, request.channel)
+        return _personal(RerankResponse, user_id, result, catalog)
 
     def _user_id(self, request: UserRef) -> str:
         """The unified id the request names, directly or by an identifier the app holds."""
