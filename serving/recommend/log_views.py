@@ -90,9 +90,14 @@ class LogViews:
 
     @classmethod
     def build(
-        cls, settings: Settings, model: SASRecRecommender | None = None, model_version: str | None = None
+        cls,
+        settings: Settings,
+        model: SASRecRecommender | None = None,
+        model_version: str | None = None,
+        previous: LogViews | None = None,
     ) -> LogViews:
-        """Read the log once and build every view (raises SequenceDataError when it holds no steps)."""
+        """Read the log once and build every view (raises SequenceDataError when it holds no steps); paths
+        unchanged since `previous` keep their encodings."""
         parts = event_parts(settings)
         version = log_version(settings, parts)
         try:
@@ -108,7 +113,7 @@ class LogViews:
         steps = step_events(with_users)
         meta = item_meta_path(settings)
         return cls(
-            paths=DecisionPaths(data, model, model_version),
+            paths=DecisionPaths(data, model, model_version, previous=previous.paths if previous else None),
             histories=UserHistories(with_users, pd.read_parquet(meta) if meta.exists() else None),
             related=RelatedItems(steps),
             identities=IdentityDirectory(identity),

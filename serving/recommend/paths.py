@@ -18,7 +18,7 @@ import pandas as pd
 from siyu.settings import Settings
 from training.sequence.baselines import TIE_BREAK, ItemKNN
 from training.sequence.data import SequenceData
-from training.sequence.recommender import SASRecRecommender
+from training.sequence.recommender import EncodedPaths, SASRecRecommender
 from training.sequence.retrieval import CO_OCCURRENCE_HISTORY, RECALL_BATCH, co_occurrence
 from training.sequence.sources import from_events
 
@@ -45,8 +45,10 @@ class DecisionPaths:
         model: SASRecRecommender | None = None,
         model_version: str | None = None,
         kept: int = KEPT,
+        previous: DecisionPaths | None = None,
     ) -> None:
-        """`kept`: how many co-occurring items are kept per user (a larger `n` is read live)."""
+        """`kept`: how many co-occurring items are kept per user (a larger `n` is read live); `previous`: the
+        paths this build replaces, whose encodings are reused for every path that has not changed since."""
         self.data = data
         self.model_version = model_version
         self.users = pd.Index(data.user_ids)
@@ -56,11 +58,13 @@ class DecisionPaths:
         # Each user's co-occurring items are fixed until the next rebuild: found here for everyone, in batches.
         self.co_occurring = _top_tokens(self.co_occurrence, data, everyone, kept)
         self.model = model
+        self.reencoded = 0  # paths encoded by this build (the others kept their previous encoding)
         if model is not None:
             # Re-tokenised once here, so each request's scoring takes the model's shared-vocabulary fast path,
             # and every path encoded once: a request adds only its time (the gap token) and the item scores.
             self.model_data, _, _ = model.in_model_vocab(data, everyone, data.lengths)
-            self.encoded = model.encode(self.model_data, everyone, self.model_data.lengths)
+            reusable = previous if previous is not None and previous.model is model else None
+            self.encoded, self.reencoded = _encoded(model, self.model_data, self.users, reusable)
             self.model_item_ids = np.asarray([str(v) for v in model.item_vocab], dtype=object)
 
     @classmethod
@@ -117,6 +121,36 @@ class DecisionPaths:
             suggestions.intent = float(intent[0])
             suggestions.model_version = self.model_version
         return suggestions
+
+
+def _encoded(
+    model: SASRecRecommender, data: SequenceData, users: pd.Index, previous: DecisionPaths | None
+) -> tuple[EncodedPaths, int]:
+    """Every user's encoded path, and how many were encoded now: a path with as many steps ending at the same
+    time as in `previous` (the log only grows) keeps its encoding, so a rebuild costs the users who acted."""
+    everyone = np.arange(data.n_users)
+    if previous is None or previous.data.n_users == 0:
+        return model.encode(data, everyone, data.lengths), data.n_users
+    before = previous.users.get_indexer(users)
+    known = before >= 0
+    old = previous.model_data
+    same = np.zeros(data.n_users, dtype=bool)
+    same[known] = (old.lengths[before[known]] == data.lengths[known]) & (
+        _newest_time(old)[before[known]] == _newest_time(data)[known]
+    )
+    encoded = previous.encoded.rows(np.where(same, before, 0))
+    changed = np.flatnonzero(~same)
+    if changed.size:
+        fresh = model.encode(data, changed, data.lengths[changed])
+        encoded.hidden[changed], encoded.intent[changed] = fresh.hidden, fresh.intent
+        encoded.has_history[changed] = fresh.has_history
+    return encoded, int(changed.size)
+
+
+def _newest_time(data: SequenceData) -> np.ndarray:
+    """(users,) time of each user's newest step (-1 without steps)."""
+    lengths = data.lengths
+    return np.where(lengths > 0, data.time[np.maximum(data.offsets[1:] - 1, 0)] if data.n_steps else -1, -1)
 
 
 def _top_tokens(knn: ItemKNN, data: SequenceData, users: np.ndarray, n: int) -> np.ndarray:

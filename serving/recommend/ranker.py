@@ -210,7 +210,8 @@ class Ranker:
         try:
             if not force and self.log is not None and log_version(self.settings) == self.log.version:
                 return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same views
-            log = LogViews.build(self.settings, self.sequence_model, self.sequence_model_version)
+            previous = None if force else self.log  # a new model encodes every path afresh
+            log = LogViews.build(self.settings, self.sequence_model, self.sequence_model_version, previous)
         except (SequenceDataError, OSError, ValueError, KeyError) as exc:
             self.paths_note = f"users' paths unavailable: {exc}"
             return
