@@ -41,9 +41,9 @@ class RepurchaseCycles:
         if not bought.any() or not self.days:
             return []
         last: dict[str, int] = {}  # a user's purchases are few: a loop beats a groupby on every request
-        for item, when in zip(past.item[bought], past.time_ns[bought], strict=True):
-            if str(item) in self.days and when > last.get(str(item), when - 1):
-                last[str(item)] = int(when)
+        for item, when in zip(past.item[bought].astype(str), past.time_ns[bought].tolist(), strict=True):
+            if item in self.days:
+                last[item] = max(last.get(item, when), when)
         cycles = {item: (now_ns - when) / DAY_NS / self.days[item] for item, when in last.items()}
         due = [item for item, elapsed in cycles.items() if DUE_AT <= elapsed <= OVERDUE]
         return sorted(due, key=lambda item: -cycles[item])
