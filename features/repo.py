@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, PushSource, RepoConfig, ValueType
 from feast.types import Float32
 
 from features.build import ITEM_FEATURES, USER_CATEGORY_FEATURES, USER_FEATURES, FeatureTables
@@ -25,6 +25,8 @@ USER_VIEW = "user_features"
 ITEM_VIEW = "item_features"
 USER_CATEGORY_VIEW = "user_category_features"
 USER_TIER_VIEW = "user_tier_features"
+# Push sources: /events folds new events into these views' online rows at once (features/activity.py).
+PUSH_SOURCES = {USER_VIEW: "user_activity", USER_CATEGORY_VIEW: "user_category_activity"}
 SNAPSHOT_TTL = timedelta(days=120)  # older snapshots count as "no data" at read time
 
 user_entity = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING, description="unified user id")
@@ -49,6 +51,8 @@ def feature_views(settings: Settings) -> list[FeatureView]:
 
     def view(name: str, entities: list[Entity], features: tuple[str, ...], doc: str) -> FeatureView:
         source = FileSource(name=f"{name}_source", path=str(paths[name].resolve()), timestamp_field="event_timestamp")
+        if name in PUSH_SOURCES:  # training and materialisation still read the snapshots (its batch source)
+            source = PushSource(name=PUSH_SOURCES[name], batch_source=source)
         return FeatureView(
             name=name,
             entities=entities,

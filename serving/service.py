@@ -38,7 +38,7 @@ from serving.api.request_guard import RequestGuard
 from serving.bento import pinned_versions
 from serving.recommend.catalog import Catalog, Recommendation
 from serving.recommend.item_to_item import UnknownItems
-from serving.recommend.ranker import Ranker, RecommendResult
+from serving.recommend.ranker import Ranker, RecommendResult, StoredEvents
 from siyu.data.ingest import ingest_events
 from siyu.settings import Settings, get_settings
 
@@ -157,7 +157,8 @@ class Siyu:
     @bentoml.api(route="/events")
     def events(self, request: EventsRequest, /) -> EventsResponse:
         """Real-time events, up to 1,000 per batch, by any user identifier: stored before the answer, then
-        counted in that user's next /recommend (their path, intent and history features).
+        counted in that user's next /recommend (their path, intent and history features), and pushed into
+        their online features (RFM, activity, category engagement) through the feature store's push sources.
 
         Each event is checked on its own: bad ones come back in `refused` with every reason, the good ones
         of the same batch are stored. Idempotent on `event_id`: a retried batch is not counted twice.
@@ -165,12 +166,14 @@ class Siyu:
         batch = [event.model_dump(exclude={"event_id"}) for event in request.events]
         ids = [event.event_id for event in request.events]
         result = ingest_events(self.settings, batch, ids, datetime.now(UTC))
-        users = self.ranker.add_stored(result.part, result.stored) if result.part else []
+        counted = self.ranker.add_stored(result.part, result.stored) if result.part else StoredEvents([])
         return EventsResponse(
             stored=len(result.stored),
             duplicates=result.duplicates,
             refused=[RefusedEventOut(index=r.index, event_id=r.event_id, reasons=r.reasons) for r in result.refused],
-            users=users,
+            users=counted.users,
+            features_updated=counted.features_updated,
+            notes=counted.notes,
         )
 
     @bentoml.api(route="/similar")

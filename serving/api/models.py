@@ -179,3 +179,9 @@ class EventsResponse(BaseModel):
     duplicates: list[str] = Field(description="event ids stored before: not counted again")
     refused: list[RefusedEventOut] = Field(description="events not stored, each with every reason")
     users: list[str] = Field(description="unified user ids of the stored events' people")
+    features_updated: int = Field(
+        0,
+        description="of those users, how many had their online features (RFM, activity, category engagement)"
+        " updated through the feature store's push sources before this answer",
+    )
+    notes: list[str] = Field(default_factory=list, description="why online features were not updated, if they were not")

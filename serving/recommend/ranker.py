@@ -29,6 +29,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.push import missing_push_sources, push_activity
 from features.repo import (
     USER_CATEGORY_VIEW,
     USER_TIER_VIEW,
@@ -61,6 +62,10 @@ USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES] + [f"{USER_TIER_VIEW}:{f
 USER_CATEGORY_REFS = [f"{USER_CATEGORY_VIEW}:{f}" for f in USER_CATEGORY_FEATURES]
 
 
+NOT_PUSHED = "online features not updated, counted at the next materialisation"
+REAPPLY = "run `siyu features build` to register them"
+
+
 class ModelNotFoundError(RuntimeError):
     """No @champion conversion model is registered yet: train one first."""
 
@@ -76,6 +81,13 @@ class RecommendResult:
     sequence_model_version: str | None = None
     tier: str | None = None  # the user's value tier, when their rules came from its playbook
     candidates: int = 0  # items the model ranked before the rules
+
+
+@dataclass
+class StoredEvents:
+    users: list[str]  # unified ids of the events' people
+    features_updated: int = 0  # users whose online rows the push path updated
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,20 +172,31 @@ class Ranker:
         built = {name for name, _, _ in log.version}
         for path in event_parts(self.settings):
             if path.name not in built and path.name not in self.fresh.parts:
-                self.add_fresh(path.name, read_part(path, log.identities))
+                self.add_fresh(path.name, self._with_categories(read_part(path, log.identities)))
 
-    def add_stored(self, part: str, events: pd.DataFrame) -> list[str]:
-        """Events this process just stored (in `part`): counted from the next request on; their users' ids."""
+    def add_stored(self, part: str, events: pd.DataFrame) -> StoredEvents:
+        """Events this process just stored (in `part`): counted from the next request on (their paths and
+        histories), and pushed into their users' online features (RFM, activity, category engagement)."""
         log = self.log
         identities = log.identities if log is not None else IdentityDirectory(EMPTY_IDENTITY)
-        events = with_user_ids(events, identities)
+        events = self._with_categories(with_user_ids(events, identities))
         self.add_fresh(part, events)
-        return events["user_id"].drop_duplicates().tolist()
+        users = events["user_id"].drop_duplicates().tolist()
+        if missing := missing_push_sources(self.store):  # a registry applied before the push path existed
+            return StoredEvents(users, notes=[f"{NOT_PUSHED}: the feature registry lacks {missing} ({REAPPLY})"])
+        try:
+            pushed = self.breaker.call(lambda: push_activity(self.store, events))
+        except Exception as exc:  # the events are stored: the next materialisation counts them
+            return StoredEvents(users, notes=[f"{NOT_PUSHED}: online store unavailable ({type(exc).__name__})"])
+        return StoredEvents(users, pushed.users)
+
+    def _with_categories(self, events: pd.DataFrame) -> pd.DataFrame:
+        """With each event's item category: the taste traces and the category features count by it."""
+        categories = self.catalog.items.set_index("item_id")["category_id"]
+        return events.assign(category_id=events["item_id"].map(categories))
 
     def add_fresh(self, part: str, events: pd.DataFrame) -> None:
-        """Count a stored part's events (with `user_id`) in every answer from now until the next rebuild."""
-        categories = self.catalog.items.set_index("item_id")["category_id"]
-        events = events.assign(category_id=events["item_id"].map(categories))  # the taste traces count by category
+        """Count a stored part's events (with `user_id`, `category_id`) in every answer until the next rebuild."""
         with self._fresh_lock:
             if part not in self.fresh.parts:
                 self.fresh = self.fresh.adding(part, events)

@@ -3,12 +3,19 @@ and the next /recommend of the user reflects the events (in every worker process
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pandas as pd
 import pytest
 
+from features import repo
+from features.build import USER_FEATURES
+from features.push import held_rows
+from serving.local.launcher import running_server
+from serving.local.redis_process import own_redis
 from siyu.data import schema
 from siyu.data.store import read_table
 from siyu.settings import Settings
@@ -63,13 +70,22 @@ def test_events_are_stored_once_and_change_the_users_next_recommendation(scratch
     items = [i["item_id"] for i in _recommend(base, "someone-else-entirely")["items"]][-3:]
     batch = _events(openid, items, "fresh")
     count = _stored_count(settings)
+    features_before = _online_features(settings, user_id)
 
     response = httpx.post(f"{base}/events", json={"events": batch}, timeout=30)
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body == {"stored": 5, "duplicates": [], "refused": [], "users": [user_id]}
+    assert body == {
+        "stored": 5,
+        "duplicates": [],
+        "refused": [],
+        "users": [user_id],
+        "features_updated": 1,
+        "notes": [],
+    }
     assert _stored_count(settings) == count + 5  # on disk before the answer
+    _assert_counted(features_before, _online_features(settings, user_id), views=3, carts=1, purchases=1)
     # Both worker processes answer: every answer from now on must reflect the events within a poll or two.
     deadline = time.monotonic() + 3
     answers = []
@@ -80,7 +96,48 @@ def test_events_are_stored_once_and_change_the_users_next_recommendation(scratch
 
     again = httpx.post(f"{base}/events", json={"events": batch}, timeout=30).json()
     assert again["stored"] == 0 and again["duplicates"] == [e["event_id"] for e in batch]
+    assert again["features_updated"] == 0
     assert _stored_count(settings) == count + 5
+    _assert_counted(features_before, _online_features(settings, user_id), views=3, carts=1, purchases=1)
+
+
+def test_events_are_pushed_to_a_redis_online_store_and_stored_while_it_is_down(trained_system, tmp_path) -> None:
+    system, _ = trained_system
+    with own_redis() as redis:
+        settings = system.model_copy(update={"data_dir": tmp_path / "data", "online_store": redis.url})
+        shutil.copytree(system.data_dir, settings.data_dir)
+        repo.materialize(settings)
+        openid, user_id = _openid_user(settings)
+        features_before = _online_features(settings, user_id)
+        with running_server(settings, tmp_path / "bentoml.log") as base:
+            pushed = httpx.post(f"{base}/events", json={"events": _events(openid, ["i-a", "i-b"], "up")}, timeout=30)
+            assert pushed.json()["features_updated"] == 1, pushed.text
+            _assert_counted(features_before, _online_features(settings, user_id), views=2, carts=1, purchases=1)
+
+            redis.kill()
+            count = _stored_count(settings)
+            down = httpx.post(f"{base}/events", json={"events": _events(openid, ["i-c"], "down")}, timeout=30)
+
+            assert down.status_code == 200, down.text
+            body = down.json()
+            assert body["stored"] == 3 and body["features_updated"] == 0
+            assert "online store unavailable" in body["notes"][0]
+            assert _stored_count(settings) == count + 3  # nothing acknowledged is lost
+
+
+def _online_features(settings: Settings, user_id: str) -> dict[str, float]:
+    rows = held_rows(repo.feature_store(settings), repo.USER_VIEW, USER_FEATURES, pd.DataFrame({"user_id": [user_id]}))
+    assert len(rows) == 1, f"{user_id} has no online row"
+    return rows.iloc[0][list(USER_FEATURES)].to_dict()
+
+
+def _assert_counted(before: dict[str, float], after: dict[str, float], views: int, carts: int, purchases: int) -> None:
+    """The online row counts the events: the 7-day counters moved by exactly the batch's views, carts, purchases."""
+    assert after["views_7d"] == before["views_7d"] + views
+    assert after["carts_7d"] == before["carts_7d"] + carts
+    assert after["purchases_7d"] == before["purchases_7d"] + purchases
+    assert after["monetary_7d"] == pytest.approx(before["monetary_7d"] + 19.9 * purchases, abs=1e-3)
+    assert after["recency_days"] == 0.0
 
 
 def test_bad_events_are_refused_one_by_one_and_the_good_ones_stored(scratch_server) -> None:
