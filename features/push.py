@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pandas as pd
 from feast import FeatureStore
 from feast.data_source import PushMode
-from feast.online_response import TIMESTAMP_POSTFIX
 
 from features.activity import AS_OF, fold_category_rows, fold_user_rows
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.online_rows import OnlineRows
 from features.repo import PUSH_SOURCES, USER_CATEGORY_VIEW, USER_VIEW
 
 
@@ -26,12 +26,12 @@ class Pushed:
     categories: int  # user x category rows written
 
 
-def push_activity(store: FeatureStore, events: pd.DataFrame) -> Pushed:
+def push_activity(store: FeatureStore, online: OnlineRows, events: pd.DataFrame) -> Pushed:
     """Fold `events` (user_id, category_id, event_time, event_type, quantity, unit_price, channel) into the
-    online rows of their users and push them. Raises what the online store or the registry raises."""
-    user_rows = fold_user_rows(held_rows(store, USER_VIEW, USER_FEATURES, events[["user_id"]]), events)
+    online rows of their users (read through `online`) and push them. Raises what the store raises."""
+    user_rows = fold_user_rows(held_rows(online, USER_VIEW, USER_FEATURES, events[["user_id"]]), events)
     pairs = events.loc[events["category_id"].notna(), ["user_id", "category_id"]]
-    category_rows = fold_category_rows(held_rows(store, USER_CATEGORY_VIEW, USER_CATEGORY_FEATURES, pairs), events)
+    category_rows = fold_category_rows(held_rows(online, USER_CATEGORY_VIEW, USER_CATEGORY_FEATURES, pairs), events)
     for view, rows, features in (
         (USER_VIEW, user_rows, USER_FEATURES),
         (USER_CATEGORY_VIEW, category_rows, USER_CATEGORY_FEATURES),
@@ -47,17 +47,14 @@ def missing_push_sources(store: FeatureStore) -> list[str]:
     return sorted(set(PUSH_SOURCES.values()) - have)
 
 
-def held_rows(store: FeatureStore, view: str, features: tuple[str, ...], keys: pd.DataFrame) -> pd.DataFrame:
+def held_rows(online: OnlineRows, view: str, features: tuple[str, ...], keys: pd.DataFrame) -> pd.DataFrame:
     """The rows the online store holds for `keys` (distinct), with their timestamps; absent rows left out."""
     keys = keys.drop_duplicates().reset_index(drop=True)
-    columns = [*keys.columns, AS_OF, *features]
-    if keys.empty:
-        return pd.DataFrame(columns=columns)
-    found = store.get_online_features(
-        features=[f"{view}:{f}" for f in features], entity_rows=keys.to_dict("records")
-    ).to_dict(include_event_timestamps=True)
-    rows = keys.assign(**{f: pd.to_numeric(pd.Series(found[f]), errors="coerce") for f in features})
-    stamps = pd.Series(found[f"{features[0]}{TIMESTAMP_POSTFIX}"], dtype="int64")
-    rows[AS_OF] = pd.to_datetime(stamps, unit="s", utc=True)
-    held = pd.Series([any(found[f][i] is not None for f in features) for i in range(len(keys))])
-    return rows.loc[held.to_numpy(), columns].reset_index(drop=True)
+    found = online.read(view, keys.to_dict("records"), features)
+    held = [(key, row) for key, row in zip(keys.to_dict("records"), found, strict=True) if row is not None]
+    frame = pd.DataFrame(
+        [{**key, AS_OF: row.as_of, **row.values} for key, row in held], columns=[*keys.columns, AS_OF, *features]
+    )
+    frame[AS_OF] = pd.to_datetime(frame[AS_OF], utc=True)  # SQLite answers naive UTC, Redis aware
+    frame[list(features)] = frame[list(features)].astype(float)  # None -> NaN
+    return frame

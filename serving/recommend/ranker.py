@@ -29,6 +29,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.online_rows import OnlineRows
 from features.push import missing_push_sources, push_activity
 from features.repo import (
     USER_CATEGORY_VIEW,
@@ -59,7 +60,6 @@ PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co
 SOURCE_CANDIDATES = 50  # items taken from each of new arrivals and promotions
 STRATEGY_REASONS = frozenset({Source.NEW_ARRIVAL, Source.PROMOTED, Source.EXPLORATION, Source.REPURCHASE})
 USER_REFS = [f"{USER_VIEW}:{f}" for f in USER_FEATURES] + [f"{USER_TIER_VIEW}:{f}" for f in TIER_FEATURES]
-USER_CATEGORY_REFS = [f"{USER_CATEGORY_VIEW}:{f}" for f in USER_CATEGORY_FEATURES]
 
 
 NOT_PUSHED = "online features not updated, counted at the next materialisation"
@@ -123,6 +123,7 @@ class Ranker:
         if self.sequence_model_version is not None:
             self.sequence_model = load_sequence_version(settings, self.sequence_model_version)
         self.store: FeatureStore = feature_store(settings, fail_fast=True)
+        self.online = OnlineRows(self.store, [USER_VIEW, USER_TIER_VIEW, USER_CATEGORY_VIEW])
         self.breaker = CircuitBreaker(settings.breaker_cooldown_seconds)
         self._catalog_memo: dict[str, tuple[Catalog, object]] = {}  # see _per_catalog
         self.playbook = checked_playbook(settings.tier_rules or DEFAULT_TIER_RULES)
@@ -185,7 +186,7 @@ class Ranker:
         if missing := missing_push_sources(self.store):  # a registry applied before the push path existed
             return StoredEvents(users, notes=[f"{NOT_PUSHED}: the feature registry lacks {missing} ({REAPPLY})"])
         try:
-            pushed = self.breaker.call(lambda: push_activity(self.store, events))
+            pushed = self.breaker.call(lambda: push_activity(self.store, self.online, events))
         except Exception as exc:  # the events are stored: the next materialisation counts them
             return StoredEvents(users, notes=[f"{NOT_PUSHED}: online store unavailable ({type(exc).__name__})"])
         return StoredEvents(users, pushed.users)
@@ -268,20 +269,20 @@ class Ranker:
     def online_rows(
         self, user_id: str, categories: list[str]
     ) -> tuple[dict[str, float | None], CategoryEngagement | None]:
-        """The user's row and, for a user the store knows, their rows by category (None for a stranger).
-
-        One online read: Feast reads each view once per distinct entity key, so the user's row is read
-        once however many category rows ride along.
-        """
-        rows = [{"user_id": user_id, "category_id": c} for c in categories] or [{"user_id": user_id}]
-        refs = USER_REFS + USER_CATEGORY_REFS if categories else USER_REFS
-        found = self.store.get_online_features(features=refs, entity_rows=rows).to_dict()
-        user = {f: found[f][0] for f in (*USER_FEATURES, *TIER_FEATURES)}
+        """The user's row and, for a user the store knows, their rows by category (None for a stranger)."""
+        user_key = [{"user_id": user_id}]
+        user = dict.fromkeys((*USER_FEATURES, *TIER_FEATURES))
+        for view, features in ((USER_VIEW, USER_FEATURES), (USER_TIER_VIEW, TIER_FEATURES)):
+            if (row := self.online.read(view, user_key, features)[0]) is not None:
+                user |= row.values
         if all(value is None for value in user.values()):
             return user, None
         if not categories:
             return user, CategoryEngagement.none()
-        return user, CategoryEngagement(pd.Index(categories), {f: found[f] for f in USER_CATEGORY_FEATURES})
+        keys = [{"user_id": user_id, "category_id": c} for c in categories]
+        rows = self.online.read(USER_CATEGORY_VIEW, keys, USER_CATEGORY_FEATURES)
+        by_feature = {f: [row.values[f] if row else None for row in rows] for f in USER_CATEGORY_FEATURES}
+        return user, CategoryEngagement(pd.Index(categories), by_feature)
 
     def user_row(self, user_id: str) -> dict[str, float | None]:
         response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])

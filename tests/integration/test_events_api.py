@@ -13,6 +13,7 @@ import pytest
 
 from features import repo
 from features.build import USER_FEATURES
+from features.online_rows import OnlineRows
 from features.push import held_rows
 from serving.local.launcher import running_server
 from serving.local.redis_process import own_redis
@@ -126,7 +127,8 @@ def test_events_are_pushed_to_a_redis_online_store_and_stored_while_it_is_down(t
 
 
 def _online_features(settings: Settings, user_id: str) -> dict[str, float]:
-    rows = held_rows(repo.feature_store(settings), repo.USER_VIEW, USER_FEATURES, pd.DataFrame({"user_id": [user_id]}))
+    online = OnlineRows(repo.feature_store(settings), [repo.USER_VIEW])
+    rows = held_rows(online, repo.USER_VIEW, USER_FEATURES, pd.DataFrame({"user_id": [user_id]}))
     assert len(rows) == 1, f"{user_id} has no online row"
     return rows.iloc[0][list(USER_FEATURES)].to_dict()
 
