@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(
         2.0, gt=0, description="(s) after an online-store failure, how long serving answers from fallbacks untried"
     )
+    compile_trees: bool = Field(
+        True, description="(bool) serve the conversion model's trees compiled to native code (needs gcc or clang)"
+    )
     workers: int = Field(2, ge=1, le=64, description="(int) server processes; each holds its own copy of the models")
     overstock_days_of_cover: float = Field(
         60.0, gt=0, description="(days) an item with more stock than this many days of sales counts as promoted"

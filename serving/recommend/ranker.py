@@ -16,6 +16,7 @@ The champion models follow their registry aliases on the refresh tick.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from features.repo import (
 from serving.recommend import item_to_item
 from serving.recommend.breaker import CircuitBreaker
 from serving.recommend.catalog import MAX_CANDIDATES, Catalog, Recommendation, Source, latest_item_table
+from serving.recommend.compiled_trees import Predict, compiled_predictor, lightgbm_predictor
 from serving.recommend.feature_matrix import CategoryEngagement, candidate_matrix
 from serving.recommend.fresh_events import FreshEvents, read_part, with_user_ids
 from serving.recommend.histories import BEHAVIOUR_FEATURES, UserHistories
@@ -56,6 +58,7 @@ from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import load_version as load_sequence_version
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 PATH_CANDIDATES = 100  # items taken from each of the decision-path model and co-occurrence
 SOURCE_CANDIDATES = 50  # items taken from each of new arrivals and promotions
 STRATEGY_REASONS = frozenset({Source.NEW_ARRIVAL, Source.PROMOTED, Source.EXPLORATION, Source.REPURCHASE})
@@ -97,13 +100,20 @@ class ConversionChampion:
     version: str
     booster: lgb.Booster
     features: list[str]  # by name: an older champion keeps working after the feature list grows
+    predict: Predict  # rows -> P(purchase): the compiled trees, or LightGBM's predictor
+    compiled_note: str | None = None  # why the trees are not compiled, when they are not
 
     @classmethod
     def load(cls, settings: Settings, version: str) -> ConversionChampion:
         use_registry(settings)
         # Load by version, not alias: a promotion in between must not pair one version's number with another's model.
         booster = mlflow.lightgbm.load_model(f"models:/{settings.conversion_model_name}/{version}")
-        return cls(version, booster, booster.feature_name())
+        if not settings.compile_trees:
+            return cls(version, booster, booster.feature_name(), lightgbm_predictor(booster), "SIYU_COMPILE_TREES=0")
+        predict, note = compiled_predictor(booster, settings.data_dir / "compiled")
+        if note:
+            log.warning("conversion model %s: %s", version, note)
+        return cls(version, booster, booster.feature_name(), predict, note)
 
 
 class Ranker:
@@ -469,4 +479,4 @@ class Ranker:
         behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))
         engagement = affinity.per_candidate(items["category_id"])
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
-        return champion.booster.predict(matrix, num_threads=1)
+        return champion.predict(matrix)
