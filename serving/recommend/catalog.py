@@ -128,17 +128,15 @@ class Catalog:
 
         Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason.
         """
-        rows: list[int] = []
-        reasons: list[str] = []
-        seen: set[int] = set()
-        for ids, reason in proposals:
-            for row in self.rows.get_indexer(ids):
-                if row >= 0 and row not in seen:
-                    seen.add(row)
-                    rows.append(int(row))
-                    reasons.append(reason)
-        for row in range(min(MAX_CANDIDATES, len(self.rows))):
-            if row not in seen:
-                rows.append(row)
-                reasons.append(Source.POPULAR)
-        return np.asarray(rows, dtype=np.int64), reasons
+        popular = np.arange(min(MAX_CANDIDATES, len(self.rows)))
+        named = [self.rows.get_indexer(ids) if ids else popular[:0] for ids, _ in proposals]
+        rows = np.concatenate([*named, popular])
+        reasons = np.concatenate(
+            [np.full(len(found), reason, dtype=object) for found, (_, reason) in zip(named, proposals, strict=True)]
+            + [np.full(popular.size, Source.POPULAR, dtype=object)]
+        )
+        kept = rows >= 0
+        rows, reasons = rows[kept], reasons[kept]
+        _, first = np.unique(rows, return_index=True)  # each row's first proposal, in proposal order
+        first.sort()
+        return rows[first].astype(np.int64), reasons[first].tolist()
