@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import bentoml
+import pandas as pd
 from bentoml.exceptions import BentoMLException
 
 from serving.api.api_key import ApiKeyMiddleware
@@ -23,6 +24,7 @@ from serving.api.models import (
     BoughtTogetherRequest,
     EventsRequest,
     EventsResponse,
+    IdentityLinkIn,
     ItemOut,
     RecommendRequest,
     RecommendResponse,
@@ -91,6 +93,12 @@ def _personal(
         tier=result.tier,
         **extra,
     )
+
+
+def _links_frame(links: list[IdentityLinkIn]) -> pd.DataFrame:
+    """The request's identity links as rows of the links table, stamped now."""
+    rows = pd.DataFrame([link.model_dump() for link in links])
+    return rows.assign(link_time=pd.Timestamp.now(tz="UTC"))
 
 
 def service_settings() -> Settings:
@@ -162,7 +170,10 @@ class Siyu:
 
         Each event is checked on its own: bad ones come back in `refused` with every reason, the good ones
         of the same batch are stored. Idempotent on `event_id`: a retried batch is not counted twice.
+        `links` (identifiers learned to be one person, e.g. at a login) are merged into the identity map
+        first: from then on both identifiers get the same user's recommendations.
         """
+        linked = self.ranker.merge_identities(_links_frame(request.links)) if request.links else []
         batch = [event.model_dump(exclude={"event_id"}) for event in request.events]
         ids = [event.event_id for event in request.events]
         result = ingest_events(self.settings, batch, ids, datetime.now(UTC))
@@ -174,6 +185,7 @@ class Siyu:
             users=counted.users,
             features_updated=counted.features_updated,
             notes=counted.notes,
+            linked_users=linked,
         )
 
     @bentoml.api(route="/similar")

@@ -162,10 +162,32 @@ class EventIn(BaseModel):
     session_id: str = Field(min_length=1, max_length=128)
 
 
+class IdentityLinkIn(BaseModel):
+    """Two identifiers the app has just seen belong to one person (a mini-program login binding an openid to a
+    member id, a phone number given at the till): merged into the identity map before the batch's events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_type_a: UserKeyType
+    key_a: str = Field(min_length=1, max_length=128)
+    key_type_b: UserKeyType
+    key_b: str = Field(min_length=1, max_length=128)
+
+    @field_validator("key_b")
+    @classmethod
+    def _two_identifiers(cls, value: str, info: ValidationInfo) -> str:
+        if (info.data.get("key_type_a"), info.data.get("key_a")) == (info.data.get("key_type_b"), value):
+            raise ValueError("a link joins two different identifiers; both sides name the same one")
+        return value
+
+
 class EventsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+    links: list[IdentityLinkIn] = Field(
+        default_factory=list, max_length=MAX_EVENTS, description="identifiers learned to be one person"
+    )
 
 
 class RefusedEventOut(BaseModel):
@@ -185,3 +207,6 @@ class EventsResponse(BaseModel):
         " updated through the feature store's push sources before this answer",
     )
     notes: list[str] = Field(default_factory=list, description="why online features were not updated, if they were not")
+    linked_users: list[str] = Field(
+        default_factory=list, description="for each link, the unified user id both its identifiers now resolve to"
+    )

@@ -16,11 +16,13 @@ The champion models follow their registry aliases on the refresh tick.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import lightgbm as lgb
@@ -50,6 +52,7 @@ from serving.recommend.log_views import LogViews, event_parts, log_version
 from serving.recommend.paths import DecisionPaths, PathSuggestions
 from serving.recommend.rules import Rules, Scored, apply_rules
 from serving.recommend.tier_strategy import DEFAULT_TIER_RULES, checked_playbook, rules_for, tier_of
+from siyu.data.identity import merge_links
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, served_version, use_registry
 from tiers.history import TIER_FEATURES
@@ -143,6 +146,7 @@ class Ranker:
         self._fresh_lock = threading.Lock()  # serialises writers of `fresh`; readers take the reference
         self.paths_note: str | None = None
         self.registry_note: str | None = None
+        self._identity_stat: tuple[int, int] | None = None  # (size, mtime) of the identity map `log` resolves by
         self._refresh_log()
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
@@ -176,14 +180,37 @@ class Ranker:
                 self.watch_log()
 
     def watch_log(self) -> None:
-        """Read the event-log parts that appeared since the views were built (or since the last poll)."""
+        """Read the event-log parts that appeared since the views were built (or since the last poll), and the
+        identity map if another worker merged links into it."""
         log = self.log
         if log is None:
             return
+        if _stat(self.settings.identity_map_path) != self._identity_stat:
+            self._reload_identities()
+            log = self.log
         built = {name for name, _, _ in log.version}
         for path in event_parts(self.settings):
             if path.name not in built and path.name not in self.fresh.parts:
                 self.add_fresh(path.name, self._with_categories(read_part(path, log.identities)))
+
+    def merge_identities(self, links: pd.DataFrame) -> list[str]:
+        """Merge identity links into the stored map and resolve with it from now on; each link's user id.
+
+        The identifiers resolve to the merged person at once (in the other workers within a poll); the
+        person's events stored under the ids merged away join their history at the next rebuild of the views.
+        """
+        identity = IdentityDirectory(merge_links(self.settings, links))
+        self._reload_identities(identity)
+        return [identity.resolve(t, k).user_id for t, k in zip(links["key_type_a"], links["key_a"], strict=True)]
+
+    def _reload_identities(self, identity: IdentityDirectory | None = None) -> None:
+        """Swap the stored identity map into the current views (read from disk unless given)."""
+        with self._fresh_lock:
+            stat = _stat(self.settings.identity_map_path)
+            identity = identity if identity is not None else IdentityDirectory.from_store(self.settings)
+            if self.log is not None:
+                self.log = dataclasses.replace(self.log, identities=identity)
+            self._identity_stat = stat
 
     def add_stored(self, part: str, events: pd.DataFrame) -> StoredEvents:
         """Events this process just stored (in `part`): counted from the next request on (their paths and
@@ -252,6 +279,8 @@ class Ranker:
         # One reference swap: requests keep the views they started with. Fresh parts the rebuild read are dropped.
         with self._fresh_lock:
             self.log, self.paths_note = log, None
+            identity = self.settings.identity_map_path.name
+            self._identity_stat = next(((size, mtime) for name, size, mtime in log.version if name == identity), None)
             built = {name for name, _, _ in log.version}
             still = {part for part in self.fresh.parts if (self.settings.events_dir / part).exists()}
             self.fresh = self.fresh.keeping(still - built)
@@ -480,3 +509,12 @@ class Ranker:
         engagement = affinity.per_candidate(items["category_id"])
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
         return champion.predict(matrix)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    """(size, modification time) of a file, as the views' version records it; None when it is missing."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns

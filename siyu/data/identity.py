@@ -9,8 +9,12 @@ links on top of the stored map only ever merges (incremental).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -77,6 +81,37 @@ def build_identity_map(settings: Settings) -> IdentityReport:
     write_table_atomic(to_table(identity, schema.IDENTITY_MAP_SCHEMA), settings.identity_map_path)
     sizes = identity.groupby("user_id")["user_key"].transform("size")
     return IdentityReport(len(identity), identity["user_id"].nunique(), int((sizes > 1).sum()))
+
+
+def merge_links(settings: Settings, links: pd.DataFrame) -> pd.DataFrame:
+    """Store new identity links (IDENTITY_LINK_SCHEMA) and merge them into the stored map; returns the new map.
+
+    What an app learns at request time (a mini-program login binds an openid to a member id) joins the
+    links table, and the map is resolved incrementally on top of the stored one (new edges only merge).
+    Both files are rewritten atomically under an exclusive lock, so two server workers merging at once
+    never lose each other's links.
+    """
+    with _exclusive(settings.identity_map_path):
+        stored = read_table(settings.identity_links_path, schema.IDENTITY_LINK_SCHEMA)
+        every = pd.concat([stored, links], ignore_index=True) if len(stored) else links
+        write_table_atomic(to_table(every, schema.IDENTITY_LINK_SCHEMA), settings.identity_links_path)
+        previous = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+        no_events = pd.DataFrame({"user_key_type": pd.Series(dtype=str), "user_key": pd.Series(dtype=str)})
+        identity = resolve(links, no_events, previous)
+        write_table_atomic(to_table(identity, schema.IDENTITY_MAP_SCHEMA), settings.identity_map_path)
+    return identity
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An advisory lock beside `path`, held across processes for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f".{path.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def attach_user_ids(events: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFrame:

@@ -84,6 +84,7 @@ def test_events_are_stored_once_and_change_the_users_next_recommendation(scratch
         "users": [user_id],
         "features_updated": 1,
         "notes": [],
+        "linked_users": [],
     }
     assert _stored_count(settings) == count + 5  # on disk before the answer
     _assert_counted(features_before, _online_features(settings, user_id), views=3, carts=1, purchases=1)
@@ -140,6 +141,48 @@ def _assert_counted(before: dict[str, float], after: dict[str, float], views: in
     assert after["purchases_7d"] == before["purchases_7d"] + purchases
     assert after["monetary_7d"] == pytest.approx(before["monetary_7d"] + 19.9 * purchases, abs=1e-3)
     assert after["recency_days"] == 0.0
+
+
+def test_a_link_makes_two_identifiers_one_user_in_every_worker(scratch_server) -> None:
+    """A login binds the person's mini-program openid to another person's member id: both get one user's answers."""
+    base, settings = scratch_server
+    openid, user_id = _openid_user(settings)
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    others = identity[(identity["user_key_type"] == "member_id") & (identity["user_id"] != user_id)]
+    member = str(others.iloc[0]["user_key"])
+    by_member = {"user_key_type": "member_id", "user_key": member, "k": 10}
+    by_openid = {"user_key_type": "openid", "user_key": openid, "k": 10}
+    assert _post(base, by_member)["user_id"] != _post(base, by_openid)["user_id"]
+    link = {"key_type_a": "openid", "key_a": openid, "key_type_b": "member_id", "key_b": member}
+
+    response = httpx.post(
+        f"{base}/events", json={"events": _events(openid, ["i-x"], "login")[:1], "links": [link]}, timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    (linked,) = response.json()["linked_users"]
+    time.sleep(1.0)  # the other worker reads the merged map within a poll
+    answers = [_post(base, body) for _ in range(6) for body in (by_member, by_openid)]
+    assert {a["user_id"] for a in answers} == {linked}
+    assert len({tuple(i["item_id"] for i in a["items"]) for a in answers[-2:]}) == 1
+    stored = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA).set_index(["user_key_type", "user_key"])
+    assert stored.loc[("member_id", member), "user_id"] == stored.loc[("openid", openid), "user_id"] == linked
+
+
+def test_a_link_joining_an_identifier_to_itself_is_a_400(scratch_server) -> None:
+    base, _ = scratch_server
+    link = {"key_type_a": "openid", "key_a": "o-1", "key_type_b": "openid", "key_b": "o-1"}
+    response = httpx.post(
+        f"{base}/events", json={"events": _events("o-1", ["i-x"], "self")[:1], "links": [link]}, timeout=30
+    )
+    assert response.status_code == 400
+    assert "two different identifiers" in response.text
+
+
+def _post(base: str, body: dict) -> dict:
+    response = httpx.post(f"{base}/recommend", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def test_bad_events_are_refused_one_by_one_and_the_good_ones_stored(scratch_server) -> None:
