@@ -49,6 +49,7 @@ def _floor(settings: Settings, users: list[str]) -> dict[str, float]:
     """The same ranking in-process, one request at a time: what HTTP and the framework add to is this."""
     reads, floor, paths, candidates = [], [], [], []
     ranker = Ranker(settings)
+    compiled = ranker.champion.compiled_note is None
     try:
         for user in users[:20]:  # warm-up: first calls pay lazy imports and connection setup
             ranker.recommend(user, 10)
@@ -69,6 +70,7 @@ def _floor(settings: Settings, users: list[str]) -> dict[str, float]:
         "path_retrieval_p99_ms": percentile_ms(paths, 99),
         "candidates_p50": float(np.median(candidates)),
         "candidates_min": min(candidates),
+        "compiled_trees": int(compiled),
     }
 
 
@@ -223,7 +225,10 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
         "path_retrieval = the model and co-occurrence reads of the user's path alone (part of the floor): the"
         " path's encoding and co-occurring items are computed for every user when the log views are rebuilt,"
         " a request adds its time (gap token) and the item scores; users with events since then are read live",
-        "candidates = items LightGBM ranked per request before the rules (the union of every source)",
+        "candidates = items LightGBM ranked per request before the rules (the union of every source);"
+        " compiled_trees = 1 when the conversion model's trees ran compiled (TL2cgen), 0 on LightGBM's predictor",
+        "feast_online_read = Feast's get_online_features for the user's row alone (the raw feature-store read);"
+        " requests read their rows with the online store's online_read (features/online_rows.py)",
         "freshness = POST /events (one purchase by the user's openid or other key) until /recommend for the user"
         " answers differently (intent or items), over both workers; events_per_second = 10 clients posting"
         f" batches of {EVENTS_PER_BATCH} views",
