@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(
         0.25, gt=0, description="(s) how often serving looks for new parts of the event log (fresh events)"
     )
+    views_rebuild_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="(s) while the event log only gains parts (served as fresh events), how old the views of the"
+        " log may grow before a full rebuild (seconds of CPU at 30k users, slowing requests beside it)",
+    )
     item_refresh_seconds: float = Field(
         60.0, gt=0, description="(float) how often serving reloads the in-process item table and users' paths"
     )

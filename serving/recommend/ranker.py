@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,6 +148,7 @@ class Ranker:
         self.paths_note: str | None = None
         self.registry_note: str | None = None
         self._identity_stat: tuple[int, int] | None = None  # (size, mtime) of the identity map `log` resolves by
+        self._built = 0.0  # time.monotonic() of the last build of `log`
         self._refresh_log()
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
@@ -172,7 +174,7 @@ class Ranker:
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.settings.item_refresh_seconds):
-            self.refresh()
+            self.refresh(rebuild_after=self.settings.views_rebuild_seconds)
 
     def _watch_loop(self) -> None:
         while not self._stop.wait(self.settings.events_poll_seconds):
@@ -239,12 +241,18 @@ class Ranker:
             if part not in self.fresh.parts:
                 self.fresh = self.fresh.adding(part, events)
 
-    def refresh(self) -> None:
-        """Reload champions, the item table and users' paths; on a failure keep serving what we have."""
+    def refresh(self, rebuild_after: float = 0.0) -> None:
+        """Reload champions, the item table and users' paths; on a failure keep serving what we have.
+
+        `rebuild_after` (seconds): when the log only gained parts, which are served as fresh events
+        meanwhile, rebuild the views only once the last build is this old. A rebuild at 30k users takes
+        ~4.5 s of CPU, and requests in the same process slow down beside it (the GIL): on every refresh
+        tick while events flow, that was a seconds-long stall each minute.
+        """
         self._reload_champions()
         with contextlib.suppress(OSError, ValueError, KeyError):  # the next tick tries again
             self.catalog = Catalog.from_items(latest_item_table(self.settings))
-        self._refresh_log()
+        self._refresh_log(rebuild_after=rebuild_after)
 
     def _reload_champions(self) -> None:
         """Follow the @champion aliases: a promoted version is loaded beside the old one, then swapped in.
@@ -266,11 +274,16 @@ class Ranker:
             return
         self.registry_note = None
 
-    def _refresh_log(self, force: bool = False) -> None:
-        """Rebuild the log's views, unless the event log is file for file what they were built from."""
+    def _refresh_log(self, force: bool = False, rebuild_after: float = 0.0) -> None:
+        """Rebuild the log's views, unless the event log is file for file what they were built from, or it only
+        gained parts (read as fresh events) since a build younger than `rebuild_after` seconds."""
         try:
-            if not force and self.log is not None and log_version(self.settings) == self.log.version:
-                return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same views
+            if not force and self.log is not None:
+                version = log_version(self.settings)
+                if version == self.log.version:
+                    return  # the rebuild (log read, co-occurrence, re-tokenising) would give the same views
+                if set(self.log.version) <= set(version) and time.monotonic() - self._built < rebuild_after:
+                    return
             previous = None if force else self.log  # a new model encodes every path afresh
             log = LogViews.build(self.settings, self.sequence_model, self.sequence_model_version, previous)
         except (SequenceDataError, OSError, ValueError, KeyError) as exc:
@@ -278,7 +291,7 @@ class Ranker:
             return
         # One reference swap: requests keep the views they started with. Fresh parts the rebuild read are dropped.
         with self._fresh_lock:
-            self.log, self.paths_note = log, None
+            self.log, self.paths_note, self._built = log, None, time.monotonic()
             identity = self.settings.identity_map_path.name
             self._identity_stat = next(((size, mtime) for name, size, mtime in log.version if name == identity), None)
             built = {name for name, _, _ in log.version}

@@ -125,6 +125,31 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
     assert restored.intent == pytest.approx(before.intent, abs=1e-6)
 
 
+def test_new_parts_are_served_as_fresh_events_until_the_views_are_due_a_rebuild(ranker, trained_system) -> None:
+    """The refresh tick does not rebuild every view for parts that only add events: they are read as fresh."""
+    settings, _ = trained_system
+    user = _busiest_user(ranker)
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
+    key = identity[identity["user_id"] == user].iloc[0]
+    views, before = ranker.log, ranker.suggest(user)
+    path = _write_events(
+        settings, _new_events(settings, key["user_key_type"], key["user_key"], _untouched_items(ranker, user, 3))
+    )
+    try:
+        ranker.refresh(rebuild_after=3600)
+        assert ranker.log is views  # not rebuilt: the last build is younger than an hour
+        ranker.watch_log()
+        fresh = ranker.suggest(user, ranker.fresh.by_user[user])  # the path through the user's newest steps
+        assert (fresh.intent, fresh.next_items) != (before.intent, before.next_items)
+        ranker.refresh()  # an explicit refresh rebuilds at once, the part folded into the views
+        assert ranker.log is not views and path.name not in ranker.fresh.parts
+        assert ranker.suggest(user).steps == before.steps + 5
+    finally:
+        path.unlink()
+        ranker.refresh()
+    assert ranker.suggest(user).steps == before.steps
+
+
 def test_a_person_with_events_but_no_features_yet_is_ranked_from_their_path(ranker, trained_system) -> None:
     settings, _ = trained_system
     identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
