@@ -16,126 +16,113 @@ ratio whose denominator the row does not hold, so for a known user it also waits
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-
 import numpy as np
 import pandas as pd
 
 from features.build import NEVER_PURCHASED_DAYS, USER_CATEGORY_FEATURES, USER_FEATURES
 
 AS_OF = "event_timestamp"
-PURCHASE_COUNTS = ("purchases_7d", "purchases_30d", "purchases_90d")
-SPEND = ("monetary_7d", "monetary_30d", "monetary_90d")
+OFFLINE = "pos"  # the one offline channel: online_share_30d counts the others
 CATEGORY_COUNT = {
     "view": "category_views_30d",
     "add_to_cart": "category_carts_30d",
     "purchase": "category_purchases_30d",
 }
-ONLINE = "pos"  # the one offline channel: online_share_30d counts the others
+# user feature -> the per-user sum of new events it grows by
+USER_SUMS = {
+    "views_7d": "views",
+    "views_30d": "views",
+    "carts_7d": "carts",
+    "purchases_7d": "purchases",
+    "purchases_30d": "purchases",
+    "purchases_90d": "purchases",
+    "monetary_7d": "spend",
+    "monetary_30d": "spend",
+    "monetary_90d": "spend",
+    "active_days_30d": "new_days",
+}
 
 
 def fold_user_rows(rows: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """`rows` (user_id, event_timestamp, USER_FEATURES; NaT/NaN for a user the store does not hold) with
+    """`rows` (user_id, event_timestamp, USER_FEATURES; a user the store does not hold has no row) with
     `events` (user_id, event_time, event_type, quantity, unit_price, channel) counted in, one row per user
     who had an event to fold. Users with nothing new are left out: there is nothing to push for them."""
-    held = rows.set_index("user_id")
-    folded = []
-    for user_id, mine in _by_key(events, ["user_id"]):
-        row = held.loc[user_id] if user_id in held.index else None
-        as_of = row[AS_OF] if row is not None else pd.NaT
-        new = _since(mine, as_of)
-        if new.empty:
-            continue
-        values = _user_start(row, new)
-        _count_user_events(values, new, as_of)
-        folded.append({"user_id": user_id, AS_OF: new["event_time"].max(), **values})
-    return _frame(folded, ["user_id", AS_OF, *USER_FEATURES])
+    held = rows.drop_duplicates("user_id").set_index("user_id")
+    new = _since(events, held[AS_OF], ["user_id"])
+    if new.empty:
+        return pd.DataFrame(columns=["user_id", AS_OF, *USER_FEATURES])
+    kind = new["event_type"].to_numpy()
+    purchase = kind == "purchase"
+    quantity = new["quantity"].to_numpy(dtype=float)
+    day = new["event_time"].dt.floor("D")
+    # The newest day the row counts: a snapshot stamped at midnight counts the day before it.
+    last_active = (new["_as_of"] - pd.Timedelta(microseconds=1)).dt.floor("D")
+    first_of_day = ~pd.DataFrame({"user_id": new["user_id"], "day": day}).duplicated().to_numpy()
+    parts = pd.DataFrame(
+        {
+            "user_id": new["user_id"].to_numpy(),
+            "views": kind == "view",
+            "carts": kind == "add_to_cart",
+            "purchases": purchase,
+            "spend": np.where(purchase, quantity * np.nan_to_num(new["unit_price"].to_numpy(dtype=float)), 0.0),
+            "units": np.where(purchase, quantity, 0.0),
+            "new_days": first_of_day & (last_active.isna() | (day > last_active)).to_numpy(),
+            "online": (new["channel"] != OFFLINE).to_numpy(),
+            AS_OF: new["event_time"].to_numpy(),
+        }
+    )
+    grouped = parts.groupby("user_id", sort=False)
+    sums = grouped[["views", "carts", "purchases", "spend", "units", "new_days"]].sum().astype(float)
+    start = _user_start(held, sums.index, grouped["online"].mean())
+    out = start.copy()
+    for feature, column in USER_SUMS.items():
+        out[feature] = start[feature].fillna(0.0) + sums[column]
+    # The row keeps the average paid price, not the units behind it: they are spend / average.
+    average, spent = start["avg_paid_price_90d"], start["monetary_90d"].fillna(0.0)
+    units = np.where(average > 0, spent / average, start["purchases_90d"].fillna(0.0)) + sums["units"]
+    paid = spent + sums["spend"]
+    out["avg_paid_price_90d"] = np.where(units > 0, paid / units.where(units > 0, 1.0), average)
+    out["recency_days"] = np.where(sums["purchases"] > 0, 0.0, start["recency_days"])  # a purchase today: no day since
+    out[AS_OF] = grouped[AS_OF].max()
+    return out.rename_axis("user_id").reset_index()[["user_id", AS_OF, *USER_FEATURES]]
 
 
 def fold_category_rows(rows: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """`rows` (user_id, category_id, event_timestamp, USER_CATEGORY_FEATURES) with `events` (user_id,
     category_id, event_time, event_type) counted in: views, carts and purchases per user and category."""
-    held = rows.set_index(["user_id", "category_id"])
+    keys = ["user_id", "category_id"]
     counted = events[events["event_type"].isin(list(CATEGORY_COUNT)) & events["category_id"].notna()]
-    folded = []
-    for (user_id, category_id), mine in _by_key(counted, ["user_id", "category_id"]):
-        key = (user_id, category_id)
-        row = held.loc[key] if key in held.index else None
-        as_of = row[AS_OF] if row is not None else pd.NaT
-        new = _since(mine, as_of)
-        if new.empty:
-            continue
-        values = {f: _number(row[f]) if row is not None else 0.0 for f in USER_CATEGORY_FEATURES}
-        for kind in new["event_type"]:
-            values[CATEGORY_COUNT[kind]] += 1.0
-        folded.append({"user_id": user_id, "category_id": category_id, AS_OF: new["event_time"].max(), **values})
-    return _frame(folded, ["user_id", "category_id", AS_OF, *USER_CATEGORY_FEATURES])
+    held = rows.drop_duplicates(keys).set_index(keys)
+    new = _since(counted, held[AS_OF], keys)
+    if new.empty:
+        return pd.DataFrame(columns=[*keys, AS_OF, *USER_CATEGORY_FEATURES])
+    parts = pd.DataFrame({name: (new["event_type"] == kind).to_numpy() for kind, name in CATEGORY_COUNT.items()})
+    parts[keys] = new[keys].to_numpy()
+    parts[AS_OF] = new["event_time"].to_numpy()
+    grouped = parts.groupby(keys, sort=False)
+    out = grouped[list(USER_CATEGORY_FEATURES)].sum().astype(float)
+    before = held.reindex(out.index)[list(USER_CATEGORY_FEATURES)].astype(float).fillna(0.0)
+    out = out + before
+    out[AS_OF] = grouped[AS_OF].max()
+    return out.reset_index()[[*keys, AS_OF, *USER_CATEGORY_FEATURES]]
 
 
-def _by_key(events: pd.DataFrame, keys: list[str]) -> Iterable[tuple[object, pd.DataFrame]]:
-    """Each key's events in time order."""
-    ordered = events.sort_values("event_time", kind="stable")
-    return ordered.groupby(keys if len(keys) > 1 else keys[0], sort=False)
+def _since(events: pd.DataFrame, as_of: pd.Series, keys: list[str]) -> pd.DataFrame:
+    """The events each row does not count yet (at or after its timestamp; all of a key without a row), with
+    the row's timestamp as `_as_of`, in time order."""
+    index = pd.MultiIndex.from_frame(events[keys]) if len(keys) > 1 else pd.Index(events[keys[0]])
+    stamped = events.assign(_as_of=as_of.reindex(index).to_numpy())
+    stamped["_as_of"] = pd.to_datetime(stamped["_as_of"], utc=True)
+    kept = stamped["_as_of"].isna() | (stamped["event_time"] >= stamped["_as_of"])
+    return stamped[kept.to_numpy()].sort_values("event_time", kind="stable")
 
 
-def _since(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The events the row does not count yet."""
-    return events if pd.isna(as_of) else events[events["event_time"] >= as_of]
-
-
-def _number(value: object) -> float:
-    """A stored feature value as a float (missing -> 0): counts start from nothing."""
-    return 0.0 if value is None or pd.isna(value) else float(value)
-
-
-def _user_start(row: pd.Series | None, new: pd.DataFrame) -> dict[str, float]:
-    """The row's values to count from; a user the store does not hold starts as the batch pipeline starts one."""
-    if row is not None and not pd.isna(row[AS_OF]):
-        return {f: float(row[f]) if not pd.isna(row[f]) else math.nan for f in USER_FEATURES}
-    values = dict.fromkeys(USER_FEATURES, 0.0)
-    values["recency_days"] = NEVER_PURCHASED_DAYS
-    values["avg_paid_price_90d"] = math.nan
-    online = (new["channel"] != ONLINE).to_numpy()
-    values["online_share_30d"] = float(online.mean())  # every event the new user has is in `new`
-    return values
-
-
-def _count_user_events(values: dict[str, float], new: pd.DataFrame, as_of: pd.Timestamp) -> None:
-    """Add `new` (time-ordered) to the counts in place."""
-    # The newest day the row counts: a snapshot stamped at midnight counts the day before it.
-    last_active = (as_of - pd.Timedelta(microseconds=1)).floor("D") if not pd.isna(as_of) else None
-    kinds = new["event_type"].to_numpy()
-    quantity = new["quantity"].to_numpy(dtype=float)
-    spend = quantity * np.nan_to_num(new["unit_price"].to_numpy(dtype=float))
-    for kind, units, paid, day in zip(kinds, quantity, spend, new["event_time"].dt.floor("D"), strict=True):
-        if last_active is None or day > last_active:
-            values["active_days_30d"] = _number(values["active_days_30d"]) + 1.0
-            last_active = day
-        if kind == "view":
-            values["views_7d"] = _number(values["views_7d"]) + 1.0
-            values["views_30d"] = _number(values["views_30d"]) + 1.0
-        elif kind == "add_to_cart":
-            values["carts_7d"] = _number(values["carts_7d"]) + 1.0
-        elif kind == "purchase":
-            _count_purchase(values, units, paid)
-
-
-def _count_purchase(values: dict[str, float], units: float, paid: float) -> None:
-    spent_before = _number(values["monetary_90d"])
-    average = values["avg_paid_price_90d"]
-    # The row keeps the average paid price, not the units behind it: they are spend / average.
-    units_before = spent_before / average if average and not math.isnan(average) else _number(values["purchases_90d"])
-    for name in PURCHASE_COUNTS:
-        values[name] = _number(values[name]) + 1.0
-    for name in SPEND:
-        values[name] = _number(values[name]) + paid
-    if units_before + units > 0:
-        values["avg_paid_price_90d"] = (spent_before + paid) / (units_before + units)
-    values["recency_days"] = 0.0  # a purchase today: no day since
-
-
-def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=columns)
-    frame[AS_OF] = pd.to_datetime(frame[AS_OF], utc=True)
-    return frame
+def _user_start(held: pd.DataFrame, users: pd.Index, online_share: pd.Series) -> pd.DataFrame:
+    """The rows to count from; a user the store does not hold starts as the batch pipeline starts one."""
+    start = held.reindex(users)[list(USER_FEATURES)].astype(float)
+    stranger = ~users.isin(held.index)
+    start.loc[stranger, list(USER_FEATURES)] = 0.0
+    start.loc[stranger, "recency_days"] = NEVER_PURCHASED_DAYS
+    start.loc[stranger, "avg_paid_price_90d"] = np.nan
+    start.loc[stranger, "online_share_30d"] = online_share[stranger].to_numpy()  # all the new user's events
+    return start
