@@ -48,6 +48,7 @@ def log_version(settings: Settings, parts: list[Path] | None = None) -> LogVersi
 
 RECENT_STEP_EVENTS = 400  # per user: enough for the model's longest path and co-occurrence's history
 _STEP_COLUMNS = ["user_id", "item_id", "session_id", "event_time", "event_type", "channel"]
+STEP_TIME = "datetime64[ns, UTC]"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ class RecentSteps:
         """The user's path through their stored and fresh step events (None when neither has a step)."""
         row = self.users.get_indexer([user_id])[0]
         stored = self.events.iloc[self.offsets[row] : self.offsets[row + 1]] if row >= 0 else self.events.iloc[:0]
-        events = pd.concat([stored, fresh[_STEP_COLUMNS]], ignore_index=True).sort_values("event_time", kind="stable")
+        # One time unit: the log reads back in microseconds, an /events batch may arrive in nanoseconds, and
+        # mixed units concatenate to objects, which no path can be built from.
+        both = [frame[_STEP_COLUMNS].astype({"event_time": STEP_TIME}) for frame in (stored, fresh)]
+        events = pd.concat(both, ignore_index=True).sort_values("event_time", kind="stable")
         events = events.tail(RECENT_STEP_EVENTS)
         try:
             return from_event_log(events, events["user_id"].to_numpy(), None)

@@ -49,7 +49,7 @@ from serving.recommend.feature_matrix import CategoryEngagement, candidate_matri
 from serving.recommend.fresh_events import FreshEvents, read_part, with_user_ids
 from serving.recommend.histories import BEHAVIOUR_FEATURES, UserHistories
 from serving.recommend.identities import EMPTY_IDENTITY, IdentityDirectory, ResolvedUser
-from serving.recommend.log_views import LogViews, event_parts, log_version
+from serving.recommend.log_views import STEP_TIME, LogViews, event_parts, log_version
 from serving.recommend.paths import DecisionPaths, PathSuggestions
 from serving.recommend.rules import Rules, Scored, apply_rules
 from serving.recommend.tier_strategy import DEFAULT_TIER_RULES, checked_playbook, rules_for, tier_of
@@ -237,6 +237,7 @@ class Ranker:
 
     def add_fresh(self, part: str, events: pd.DataFrame) -> None:
         """Count a stored part's events (with `user_id`, `category_id`) in every answer until the next rebuild."""
+        events = events.astype({"event_time": STEP_TIME})  # parts read back and batches just stored: one unit
         with self._fresh_lock:
             if part not in self.fresh.parts:
                 self.fresh = self.fresh.adding(part, events)

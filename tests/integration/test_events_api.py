@@ -93,7 +93,9 @@ def test_events_are_stored_once_and_change_the_users_next_recommendation(scratch
     answers = []
     while time.monotonic() < deadline:
         answers.append(_recommend(base, user_id))
-    assert len(answers) > 10 and all(a["intent"] != before["intent"] for a in answers[-10:])
+    assert len(answers) > 10
+    # Changed, not lost: a path that failed to build would also change the intent (to none).
+    assert all(a["intent"] is not None and a["intent"] != before["intent"] for a in answers[-10:])
     assert answers[-1]["items"] != before["items"]
 
     again = httpx.post(f"{base}/events", json={"events": batch}, timeout=30).json()
