@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import lightgbm as lgb
@@ -21,6 +22,7 @@ def booster() -> lgb.Booster:
     return lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1}, data, num_boost_round=40)
 
 
+@pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("clang")), reason="needs a C compiler (gcc or clang)")
 def test_the_compiled_trees_give_lightgbms_probabilities(booster: lgb.Booster, tmp_path: Path) -> None:
     predict, note = compiled_predictor(booster, tmp_path)
     rows = np.random.default_rng(4).normal(size=(500, 6))
