@@ -48,14 +48,14 @@ def log_version(settings: Settings, parts: list[Path] | None = None) -> LogVersi
 
 RECENT_STEP_EVENTS = 400  # per user: enough for the model's longest path and co-occurrence's history
 _STEP_COLUMNS = ["user_id", "item_id", "session_id", "event_time", "event_type", "channel"]
-STEP_TIME = "datetime64[ns, UTC]"
+STEP_TIME = "datetime64[ns, UTC]"  # one time unit for stored and fresh step events
 
 
 @dataclass(frozen=True)
 class RecentSteps:
     """Each user's newest step events, raw: a fresh event's path is rebuilt from these plus the new ones."""
 
-    events: pd.DataFrame  # _STEP_COLUMNS, ordered by (user, time)
+    events: pd.DataFrame  # _STEP_COLUMNS, ordered by (user, time), event_time in STEP_TIME
     users: pd.Index
     offsets: np.ndarray
 
@@ -63,17 +63,19 @@ class RecentSteps:
     def of(cls, steps: pd.DataFrame) -> RecentSteps:
         ordered = steps[_STEP_COLUMNS].sort_values(["user_id", "event_time"], kind="stable")
         ordered = ordered.groupby("user_id", sort=False).tail(RECENT_STEP_EVENTS).reset_index(drop=True)
+        ordered = ordered.astype({"event_time": STEP_TIME})  # the unit fresh events are held in (Ranker.add_fresh)
         codes, users = pd.factorize(ordered["user_id"])
         return cls(ordered, pd.Index(users), np.searchsorted(codes, np.arange(len(users) + 1)))
 
     def path_with(self, user_id: str, fresh: pd.DataFrame) -> SequenceData | None:
-        """The user's path through their stored and fresh step events (None when neither has a step)."""
+        """The user's path through their stored and fresh step events (None when neither has a step).
+
+        Both sides hold their times in STEP_TIME: the log reads back in microseconds, an /events batch may
+        arrive in nanoseconds, and mixed units concatenate to objects, which no path can be built from.
+        """
         row = self.users.get_indexer([user_id])[0]
         stored = self.events.iloc[self.offsets[row] : self.offsets[row + 1]] if row >= 0 else self.events.iloc[:0]
-        # One time unit: the log reads back in microseconds, an /events batch may arrive in nanoseconds, and
-        # mixed units concatenate to objects, which no path can be built from.
-        both = [frame[_STEP_COLUMNS].astype({"event_time": STEP_TIME}) for frame in (stored, fresh)]
-        events = pd.concat(both, ignore_index=True).sort_values("event_time", kind="stable")
+        events = pd.concat([stored, fresh[_STEP_COLUMNS]], ignore_index=True).sort_values("event_time", kind="stable")
         events = events.tail(RECENT_STEP_EVENTS)
         try:
             return from_event_log(events, events["user_id"].to_numpy(), None)
