@@ -27,6 +27,14 @@ from siyu.settings import Settings
 from tiers.history import TIER_FEATURES
 from training.conversion_baselines import favourites_before
 from training.impression_history import HISTORY_FEATURES, UNKNOWN_CATEGORY, history_features
+from training.live_stock import (
+    LIVE_STOCK_FEATURES,
+    epoch_ns,
+    live_stock_columns,
+    purchases_of,
+    stock_count_ns,
+    units_sold_before,
+)
 from training.taste_traces import TASTE_FEATURES, taste_traces
 
 # Item features the ranker does not take from Feast: the price it scores is the one being shown
@@ -41,6 +49,7 @@ MODEL_FEATURES = (
     *CONTEXT_FEATURES,
     *HISTORY_FEATURES,
     *TASTE_FEATURES,
+    *LIVE_STOCK_FEATURES,
 )
 # Conversion must never rise with price, other things equal: every feature that grows with the
 # shown price is constrained to a non-increasing effect.
@@ -176,6 +185,9 @@ def build_training_set(
     with_categories["category_id"] = with_categories["category_id"].fillna(UNKNOWN_CATEGORY)
     joined = joined.join(taste_traces(with_categories, joined))
     joined["item_favourites_before"] = favourites_before(events, joined)  # for the baselines, not the model
+    view_ns = epoch_ns(joined["event_timestamp"])
+    sold = units_sold_before(purchases_of(events), joined["item_id"].to_numpy(), stock_count_ns(view_ns), view_ns)
+    joined = joined.assign(**live_stock_columns(joined["stock"].to_numpy(dtype=float, na_value=np.nan), sold))
     frame = add_context_features(joined).sort_values("event_timestamp", ignore_index=True)
     cutoff = frame["event_timestamp"].quantile(1 - holdout_fraction)
     return TrainingSet(frame=frame, cutoff=cutoff)

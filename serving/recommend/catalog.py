@@ -15,6 +15,7 @@ import pandas as pd
 from features.repo import ITEM_VIEW, item_meta_path, source_paths
 from siyu.settings import Settings
 from training.dataset import ITEM_MODEL_FEATURES
+from training.live_stock import epoch_ns
 
 MAX_CANDIDATES = 1000  # most popular in-stock items scored per request
 
@@ -80,8 +81,12 @@ class Catalog:
     def from_items(cls, items: pd.DataFrame) -> Catalog:
         if "age_days" not in items:  # a table without item ages: nothing counts as new
             items = items.assign(age_days=np.inf)
+        if "event_timestamp" in items:  # the snapshot's time: when its stock was counted
+            items = items.assign(counted_ns=epoch_ns(items["event_timestamp"]))
+        else:  # no snapshot time: no sale is known to have happened since the count
+            items = items.assign(counted_ns=np.iinfo(np.int64).max)
         stocked = items[items["in_stock"]]
-        names = ["item_id", "category_id", "price", "age_days", *ITEM_MODEL_FEATURES]
+        names = ["item_id", "category_id", "price", "age_days", "counted_ns", *ITEM_MODEL_FEATURES]
         columns = {name: stocked[name].to_numpy() for name in names}
         categories = stocked["category_id"].dropna().unique().tolist()
         return cls(items, columns, pd.Index(stocked["item_id"].astype(str)), categories)

@@ -17,6 +17,9 @@ import pandas as pd
 from serving.recommend.identities import IdentityDirectory
 from siyu.data import schema
 from siyu.data.store import read_table
+from training.live_stock import purchases_of
+
+_NO_PURCHASES = pd.DataFrame({"item_id": [], "event_time": [], "quantity": []})
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,9 @@ class FreshEvents:
 
     parts: dict[str, pd.DataFrame] = field(default_factory=dict)  # event-log part file -> its events
     by_user: dict[str, pd.DataFrame] = field(default_factory=dict)  # unified user id -> their fresh events
+    purchases: pd.DataFrame = field(
+        default_factory=lambda: _NO_PURCHASES
+    )  # every part's (item_id, event_time, quantity)
 
     def adding(self, part: str, events: pd.DataFrame) -> FreshEvents:
         """With one more part's events (each with `user_id`); only the users in it are touched."""
@@ -32,7 +38,9 @@ class FreshEvents:
         for user_id, rows in events.groupby("user_id", sort=False):
             before = by_user.get(user_id)
             by_user[user_id] = rows if before is None else pd.concat([before, rows], ignore_index=True)
-        return FreshEvents({**self.parts, part: events}, by_user)
+        bought = purchases_of(events)
+        purchases = pd.concat([self.purchases, bought], ignore_index=True) if len(self.purchases) else bought
+        return FreshEvents({**self.parts, part: events}, by_user, purchases)
 
     def keeping(self, parts: set[str]) -> FreshEvents:
         """Only the given parts: the others were folded into a rebuild of the views."""

@@ -25,6 +25,7 @@ from serving.recommend.repurchase import RepurchaseCycles
 from siyu.data import schema
 from siyu.data.store import read_parts, read_table, table_parts
 from siyu.settings import Settings
+from training.live_stock import purchases_of
 from training.sequence.data import SequenceData, SequenceDataError
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.sources import from_event_log, item_categories, step_events, unified_users
@@ -91,6 +92,7 @@ class LogViews:
     identities: IdentityDirectory
     recent: RecentSteps
     cycles: RepurchaseCycles
+    sales: pd.DataFrame  # the log's purchases (item_id, event_time, quantity): units sold since a stock count
     version: LogVersion
     built_at: str  # UTC, to the second: names this build in responses
 
@@ -125,6 +127,7 @@ class LogViews:
             identities=IdentityDirectory(identity),
             recent=RecentSteps.of(steps),
             cycles=RepurchaseCycles.of(steps[steps["event_type"] == "purchase"]),
+            sales=purchases_of(events),
             version=version,
             built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )

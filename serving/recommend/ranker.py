@@ -52,11 +52,13 @@ from serving.recommend.identities import EMPTY_IDENTITY, IdentityDirectory, Reso
 from serving.recommend.log_views import STEP_TIME, LogViews, event_parts, log_version
 from serving.recommend.paths import DecisionPaths, PathSuggestions
 from serving.recommend.rules import Rules, Scored, apply_rules
+from serving.recommend.sales import SalesSinceCount
 from serving.recommend.tier_strategy import DEFAULT_TIER_RULES, checked_playbook, rules_for, tier_of
 from siyu.data.identity import merge_links
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, served_version, use_registry
 from tiers.history import TIER_FEATURES
+from training.live_stock import live_stock_columns
 from training.sequence.data import SequenceDataError
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import load_version as load_sequence_version
@@ -149,7 +151,9 @@ class Ranker:
         self.registry_note: str | None = None
         self._identity_stat: tuple[int, int] | None = None  # (size, mtime) of the identity map `log` resolves by
         self._built = 0.0  # time.monotonic() of the last build of `log`
+        self.sales = SalesSinceCount()
         self._refresh_log()
+        self._warm_sales()
         self._stop = threading.Event()
         threading.Thread(target=self._refresh_loop, name="item-table-refresh", daemon=True).start()
         threading.Thread(target=self._watch_loop, name="event-log-watch", daemon=True).start()
@@ -254,6 +258,13 @@ class Ranker:
         with contextlib.suppress(OSError, ValueError, KeyError):  # the next tick tries again
             self.catalog = Catalog.from_items(latest_item_table(self.settings))
         self._refresh_log(rebuild_after=rebuild_after)
+        self._warm_sales()
+
+    def _warm_sales(self) -> None:
+        """Count the log's sales since the catalogue's stock counts here, on the refresh tick, not in a request."""
+        log = self.log
+        if log is not None:
+            self.sales.logged_units(self.catalog, log.sales)
 
     def _reload_champions(self) -> None:
         """Follow the @champion aliases: a promoted version is loaded beside the old one, then swapped in.
@@ -429,6 +440,8 @@ class Ranker:
             (catalog.newest(SOURCE_CANDIDATES, rules.new_item_days), Source.NEW_ARRIVAL),
             (most_promoted, Source.PROMOTED),
         )
+        left = catalog.in_stock["stock"][rows].astype(float) - self._units_sold(catalog)[rows]
+        rows, reasons = rows[~(left <= 0)], [r for r, gone in zip(reasons, left <= 0, strict=True) if not gone]
         if rows.size == 0:
             return RecommendResult([], fallback="popular", model_version=champion.version, notes=["nothing in stock"])
         scores = self._purchase_probabilities(champion, catalog, rows, user_id, user, affinity, channel, now, fresh)
@@ -520,9 +533,16 @@ class Ranker:
         else:  # no log read yet: LightGBM takes its missing-value branches
             found = np.full((rows.size, len(BEHAVIOUR_FEATURES)), np.nan)
         behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))
+        behaviour.update(live_stock_columns(items["stock"], self._units_sold(catalog)[rows]))
         engagement = affinity.per_candidate(items["category_id"])
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
         return champion.predict(matrix)
+
+
+    def _units_sold(self, catalog: Catalog) -> np.ndarray:
+        """(in-stock rows,) units sold since each item's stock count; an item with none left is not proposed."""
+        log = self.log
+        return self.sales.units(catalog, log.sales if log is not None else None, self.fresh)
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

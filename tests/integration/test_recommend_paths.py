@@ -188,3 +188,32 @@ def test_serving_history_features_match_training_on_logged_impressions(ranker, t
             seen["user_id"], [seen["item_id"]], [seen["category_id"]], seen["event_timestamp"]
         )
         np.testing.assert_allclose(served[0], trained.iloc[row].to_numpy(), rtol=1e-6, err_msg=str(seen.to_dict()))
+
+
+def test_a_stored_purchase_lowers_the_items_live_stock_at_once(ranker, trained_system) -> None:
+    """The conversion model's stock_left: the snapshot's count less every unit logged since it, fresh ones included."""
+    settings, _ = trained_system
+    stock = ranker.catalog.in_stock
+    row = int(np.argmax(stock["units_7d"].astype(float)))
+    item = str(stock["item_id"][row])
+    counted_at = pd.Timestamp(ranker.catalog.items.set_index("item_id").at[item, "event_timestamp"])
+
+    def units() -> float:
+        return ranker.sales.units(ranker.catalog, ranker.log.sales, ranker.fresh)[row]
+
+    before = units()
+    assert before == 0  # the newest snapshot counts the stock after the log's last sale
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA).iloc[0]
+    purchase = _new_events(settings, identity["user_key_type"], identity["user_key"], [item])
+    purchase = purchase.assign(quantity=3, event_time=counted_at + timedelta(hours=1))
+    path = _write_events(settings, purchase)
+    try:
+        ranker.watch_log()
+        fresh = units()  # read as a fresh part
+        ranker.refresh()
+        folded = units()  # the same purchase, now in the rebuilt views
+    finally:
+        path.unlink()
+        ranker.refresh()
+    assert fresh == folded == 3  # _new_events' session buys its last item once, here 3 units
+    assert units() == 0

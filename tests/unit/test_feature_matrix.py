@@ -14,6 +14,7 @@ from serving.recommend.feature_matrix import CategoryEngagement, candidate_matri
 from serving.recommend.histories import BEHAVIOUR_FEATURES
 from tiers.history import TIER_FEATURES
 from training.dataset import ITEM_MODEL_FEATURES, MODEL_FEATURES, add_context_features
+from training.live_stock import LIVE_STOCK_FEATURES
 
 VALUES = st.sampled_from([0.0, 1.0, 3.5, 20.0, np.nan])
 
@@ -52,7 +53,7 @@ def test_serving_features_equal_training_features(n: int, data, channel: str, ho
     affinity = pd.DataFrame({name: rng.integers(0, 5, len(known)).astype(float) for name in USER_CATEGORY_FEATURES})
     affinity.index = known
     affinity = affinity.replace(0.0, np.nan)  # some rows' values were never set
-    behaviour = {name: column() for name in BEHAVIOUR_FEATURES}
+    behaviour = {name: column() for name in (*BEHAVIOUR_FEATURES, *LIVE_STOCK_FEATURES)}
     now = datetime(2026, 3, 1, hour, 30, tzinfo=UTC)
     features = list(rng.permutation(MODEL_FEATURES))  # a champion's own column order
 
