@@ -11,7 +11,7 @@ from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
 from tiers.build import build_tiers
-from tiers.truth import lifecycle_agreement, true_lifecycle
+from tiers.truth import churn_oracle_auc, lifecycle_agreement, true_lifecycle
 from training.conversion import train_and_register
 from training.conversion_evaluation import evaluate_conversion
 from training.conversion_tuning import tune_conversion
@@ -95,6 +95,7 @@ def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
             "churn_rate": result.churn.churn_rate,
             "churn_test_users": result.churn.test_rows,
         }
+        figures["churn_oracle_auc"] = churn_oracle_auc(settings, result.churn)
     if result.value is not None:
         figures["ltv"] = {"horizon_days": result.value.horizon_days, "test_users": result.value.test_users}
         figures["ltv"] |= result.value.scores  # type: ignore[operator]
@@ -108,7 +109,8 @@ def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
     notes = [
         f"tiers as of {result.as_of.date()} on the conversion world; churn = no purchase in {30} days, LightGBM"
         " fitted on the snapshot two horizons back and scored on the next (forward in time); baseline ="
-        " days since the last purchase on the same users",
+        " days since the last purchase on the same users; oracle = the world's expected purchases in the window"
+        " (true session rates x true purchase probability per session)",
         "lifetime value: expected spend over the same horizon; LightGBM (Poisson orders, Tweedie spend) fitted on"
         " the earlier snapshot, BG/NBD + Gamma-Gamma (pymc-marketing, MAP) on the purchases before the later one,"
         " and 'the last window repeats', all scored on the later snapshot's users against their realised spend",

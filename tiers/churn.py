@@ -31,6 +31,8 @@ class ChurnModel:
     baseline_auc: float  # days since the last purchase, same rows
     test_rows: int
     churn_rate: float  # share of test rows that did not buy within the horizon
+    tested_at: pd.Timestamp  # the later snapshot: its users' next `horizon_days` are the test outcome
+    test_labels: pd.Series  # index user_id: 1 = no purchase in the window (what an oracle is scored on too)
 
     def risk(self, profiles: pd.DataFrame) -> pd.Series:
         return pd.Series(self.booster.predict(profiles[list(PROFILE_COLUMNS)]), index=profiles.index, name="churn_risk")
@@ -65,4 +67,5 @@ def fit_churn(events: pd.DataFrame, items: pd.DataFrame, as_of: pd.Timestamp, ho
     test_auc = auc(test_y, booster.predict(test_x[list(PROFILE_COLUMNS)]))
     baseline = auc(test_y, test_x["recency_days"].fillna(np.inf).clip(upper=1e6).to_numpy())
     final = lgb.train(PARAMS, lgb.Dataset(test_x[list(PROFILE_COLUMNS)], test_y), num_boost_round=ROUNDS)
-    return ChurnModel(final, horizon, test_auc, baseline, int(test_y.size), float(test_y.mean()))
+    labels = pd.Series(test_y, index=test_x.index, name="churned")
+    return ChurnModel(final, horizon, test_auc, baseline, int(test_y.size), float(test_y.mean()), later, labels)

@@ -35,7 +35,7 @@ def build(
 
     from tiers.build import build_tiers
     from tiers.segments import TierConfig
-    from tiers.truth import lifecycle_agreement, true_lifecycle
+    from tiers.truth import churn_oracle_auc, lifecycle_agreement, true_lifecycle
 
     settings = settings_for(data_dir)
     config = TierConfig(core_share=core_share, gap_quantile=gap_quantile)
@@ -73,6 +73,9 @@ def build(
             f"churn (no purchase in {c.horizon_days} days): forward-in-time AUC {c.test_auc:.4f} vs"
             f" {c.baseline_auc:.4f} for days-since-last-purchase, on {c.test_rows:,} users ({c.churn_rate:.1%} churned)"
         )
+        oracle = churn_oracle_auc(settings, c)
+        if oracle is not None:
+            console.print(f"churn AUC of the world's oracle (its expected purchases) on the same users: {oracle:.4f}")
     else:
         console.print(result.churn_note)
     if result.value is not None:

@@ -13,6 +13,7 @@ Vectorised per day so 10 M events take minutes, and memory is bounded by one day
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -65,13 +66,25 @@ class DayOutput:
 
 def expected_sessions(cfg: WorldConfig, users: Users, day: int) -> np.ndarray:
     """Each user's Poisson rate of sessions on `day`: lifecycle stage x visit rhythm x weekend lift."""
+    return session_rates(users.visit_rate, users.signup_day, users.dormant_day, users.churn_day, cfg.start, day)
+
+
+def session_rates(
+    visit_rate: np.ndarray,
+    signup_day: np.ndarray,
+    dormant_day: np.ndarray,
+    churn_day: np.ndarray,
+    start: date,
+    day: int,
+) -> np.ndarray:
+    """`expected_sessions` from the user parameters the truth keeps (evaluation reads them back from there)."""
     factor = np.select(
-        [day < users.signup_day, day < users.signup_day + 14, day < users.dormant_day, day < users.churn_day],
+        [day < signup_day, day < signup_day + 14, day < dormant_day, day < churn_day],
         [0.0, 1.5, 1.0, 0.12],
         default=0.0,
     )
-    weekday = (cfg.start.weekday() + day) % 7
-    return users.visit_rate * factor * (1.3 if weekday >= 5 else 1.0)
+    weekday = (start.weekday() + day) % 7
+    return visit_rate * factor * (1.3 if weekday >= 5 else 1.0)
 
 
 class Simulator:

@@ -11,11 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from siyu.cli import app
+from siyu.metrics import auc
 from siyu.settings import Settings
 from tests.conftest import make_settings
 from tiers.build import read_log
+from tiers.churn import fit_churn
 from tiers.profile import PROFILE_COLUMNS, user_profiles, visit_gaps
 from tiers.segments import LIFECYCLE, VALUE_TIERS, TierConfig, assign_tiers
+from tiers.truth import true_expected_purchases
 from tiers.value import value_scores
 
 runner = CliRunner()
@@ -46,6 +49,7 @@ def test_build_writes_every_users_tiers_and_reports_against_the_truth(world: Set
     spent = tiers["monetary_90d"] > tiers["monetary_90d"].quantile(0.9)
     assert tiers.loc[spent, "ltv_spend"].mean() > tiers.loc[tiers["monetary_90d"] == 0, "ltv_spend"].mean()
     phrases = ("value tiers", "forward-in-time AUC", "lifecycle vs the world's truth", "dormant after", "lightgbm")
+    phrases = (*phrases, "AUC of the world's oracle")
     for phrase in (*phrases, "repeat_last_window"):
         assert phrase in result.output
 
@@ -98,3 +102,16 @@ def test_value_scores_reward_ranking_and_sizing_spend() -> None:
     backwards = value_scores(-realised, realised)
     assert backwards["spearman"] < 0 and backwards["top_decile_share"] == 0
     assert value_scores(realised * 2, realised)["total_ratio"] == pytest.approx(2.0)
+
+
+def test_churn_is_judged_next_to_the_worlds_oracle(world: Settings) -> None:
+    """The world's expected purchases rank who will not buy better than anything read from behaviour."""
+    events, items = read_log(world)
+    as_of = events["event_time"].max().normalize() + pd.Timedelta(days=1)
+    churn = fit_churn(events, items, as_of, 7)
+    expected = true_expected_purchases(world, churn.test_labels.index, churn.tested_at, churn.horizon_days)
+    assert expected is not None and expected.notna().all() and (expected >= 0).all()
+    oracle = auc(churn.test_labels.to_numpy(), -expected.to_numpy())
+    assert oracle > max(churn.test_auc, churn.baseline_auc) > 0.5
+    (world.truth_dir / "users.parquet").unlink()  # imported data keeps no truth: no oracle, no failure
+    assert true_expected_purchases(world, churn.test_labels.index, churn.tested_at, 7) is None
