@@ -42,7 +42,7 @@ def main(
             with console.status("tiers: profiles, value tiers, lifecycle, churn"):
                 tiers, tier_notes = models.tier_figures(settings)
             console.print(f"wrote {write_report('tiers', tiers, tier_notes)}")
-            figures |= {k: tiers[k] for k in ("churn_auc", "churn_baseline_auc") if k in tiers}
+            figures |= {k: tiers[k] for k in ("churn_auc", "churn_baseline_auc", "churn_oracle_auc") if k in tiers}
             with console.status("conversion: the Taobao sample against simple baselines"):
                 extra, extra_notes = models.taobao_figures(SHARED_DATA, Path(tmp) / "taobao")
             figures, notes = figures | extra, notes + extra_notes

@@ -186,6 +186,17 @@ def test_training_never_targets_a_deepening() -> None:
     assert batch.intent[0].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]  # x's purchase is still ahead of them
 
 
+def test_earlier_windows_make_every_step_of_a_long_history_a_target_once() -> None:
+    data = from_steps(_walks({"a": 25, "b": 4, "c": 1}))
+    for per_user, targeted in ((1, 10 + 3), (2, 20 + 3), (9, 24 + 3)):
+        windows = TrainWindows(data, max_len=10, per_user=per_user)
+        targets = windows.index[:, 1:][windows.index[:, :-1] != windows.tokens.sentinel]  # steps after an input
+        assert targets.size == len(set(targets.tolist())) == targeted  # no step is a target twice
+        newest = {u: windows.index[np.flatnonzero(windows.users == u)[0], -1] for u in (0, 1)}
+        assert newest == {0: data.offsets[1] - 1, 1: data.offsets[2] - 1}  # the newest window comes first
+    assert data.offsets[0] not in targets and 2 not in windows.users  # a first step is no target; one-step users
+
+
 def test_leave_last_out_with_too_short_histories_says_so() -> None:
     with pytest.raises(SequenceDataError, match="3 or more steps"):
         leave_last_out(from_steps(_walks({"a": 2, "b": 1})))

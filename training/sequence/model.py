@@ -36,6 +36,12 @@ class SequenceModelConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="(float) AdamW learning rate")
     weight_decay: float = Field(0.0, ge=0, description="(float) AdamW decoupled weight decay (embeddings included)")
     batch_size: int = Field(128, ge=1, description="(int) user sequences per optimiser step")
+    windows_per_user: int = Field(
+        1,
+        ge=1,
+        description="(int) training windows of max_len steps a long history gives, newest first (1 = only its "
+        "last max_len steps, as in SASRec)",
+    )
     loss: Literal["auto", "softmax", "sampled", "gbce"] = Field(
         "auto",
         description="(str) next-item loss: full softmax over all items; sampled softmax with logQ correction and "

@@ -221,7 +221,7 @@ def train(
         torch.manual_seed(config.seed)
         model = DecisionPathModel(config, n_items, n_channels, data.item_category)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        windows = TrainWindows(split.train, config.max_len)
+        windows = TrainWindows(split.train, config.max_len, config.windows_per_user)
         next_item_loss = NextItemLoss(config, torch.from_numpy(np.bincount(split.train.item, minlength=n_items + 1)))
         use_intent = split.train.has_actions and config.intent_weight > 0
         questions = _validation_questions(split.valid, config.valid_sample, config.seed)
