@@ -28,9 +28,8 @@ class FreshEvents:
 
     parts: dict[str, pd.DataFrame] = field(default_factory=dict)  # event-log part file -> its events
     by_user: dict[str, pd.DataFrame] = field(default_factory=dict)  # unified user id -> their fresh events
-    purchases: pd.DataFrame = field(
-        default_factory=lambda: _NO_PURCHASES
-    )  # every part's (item_id, event_time, quantity)
+    # Every part's purchases as (item_id, event_time, quantity): units sold since the stock counts.
+    purchases: pd.DataFrame = field(default_factory=lambda: _NO_PURCHASES)
 
     def adding(self, part: str, events: pd.DataFrame) -> FreshEvents:
         """With one more part's events (each with `user_id`); only the users in it are touched."""

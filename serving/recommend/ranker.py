@@ -538,7 +538,6 @@ class Ranker:
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
         return champion.predict(matrix)
 
-
     def _units_sold(self, catalog: Catalog) -> np.ndarray:
         """(in-stock rows,) units sold since each item's stock count; an item with none left is not proposed."""
         log = self.log
