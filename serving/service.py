@@ -114,8 +114,15 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+def request_tracing(settings: Settings) -> dict[str, object]:
+    """BentoML's tracing config: every path left out of OpenTelemetry spans unless SIYU_TRACE_REQUESTS is on."""
+    return {} if settings.trace_requests else {"excluded_urls": [".*"]}
+
+
 # Each worker is a process with its own models: with one, requests queued behind each other on one core.
-@bentoml.service(name="siyu", workers=get_settings().workers, traffic={"timeout": 30})
+@bentoml.service(
+    name="siyu", workers=get_settings().workers, traffic={"timeout": 30}, tracing=request_tracing(get_settings())
+)
 class Siyu:
     def __init__(self) -> None:
         settings = service_settings()

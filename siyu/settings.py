@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         True, description="(bool) serve the conversion model's trees compiled to native code (needs gcc or clang)"
     )
     workers: int = Field(2, ge=1, le=64, description="(int) server processes; each holds its own copy of the models")
+    trace_requests: bool = Field(
+        False,
+        description="(bool) open an OpenTelemetry span per request; turn on together with a BentoML tracing exporter "
+        "(without one every span is built and dropped: 0.3 ms of a /recommend request's ~3.7 ms, measured)",
+    )
     overstock_days_of_cover: float = Field(
         60.0, gt=0, description="(days) an item with more stock than this many days of sales counts as promoted"
     )
