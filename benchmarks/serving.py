@@ -216,7 +216,8 @@ def run(settings: Settings, quick: bool, log_dir: Path) -> tuple[dict, list[str]
         " reads of the user row and the user x candidate-category rows, then LightGBM over the candidates);"
         " floor_one_core_rps = 1000 / floor_p50_ms",
         f"HTTP: closed-loop clients (1, 10, 50) posting /recommend (k=10) for {SECONDS_PER_LEVEL[quick]:.0f} s each"
-        f" to a BentoML server with {settings.workers} worker processes on a 2-core machine",
+        f" to a BentoML server with {settings.workers} worker processes on a 2-core machine (keep-alive http.client"
+        " connections, timed until the body is read; request tracing off, SIYU_TRACE_REQUESTS)",
         f"online store: {settings.online_store}; candidates per request: the decision-path model's top"
         f" {PATH_CANDIDATES} and co-occurrence's top {PATH_CANDIDATES} for the user's recent steps, then the"
         f" {MAX_CANDIDATES} most popular in-stock items (LightGBM scores the union)",
