@@ -31,14 +31,27 @@ def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` so readers see either the old file or the complete new one."""
+    """Write `table` to `path` so readers see either the old file or the complete new one, and so it is on
+    disk when this returns: an /events batch is acknowledged (and its ids entered in the ledger) only after
+    its part is, so a machine that loses power cannot lose acknowledged events (~2 ms of fsync per write here).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)  # the rename itself
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def table_parts(directory: Path) -> list[Path]:
