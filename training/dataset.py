@@ -5,7 +5,8 @@ after the view. Features come from `get_historical_features`, which only ever re
 snapshot stamped at or before the view (snapshots use events strictly before their stamp),
 so no row can see its own label. What the user did with the item before, and in the session so far,
 comes from the event log itself (`training.impression_history`), and so does their taste for the item's
-category over their whole history (`training.taste_traces`), both counted strictly before the view.
+category over their whole history (`training.taste_traces`), both counted strictly before the view, and
+so are the units of the item sold since the day's stock count (`training.live_stock`).
 """
 
 from __future__ import annotations
