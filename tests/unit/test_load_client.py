@@ -9,7 +9,7 @@ import pytest
 
 from serving.local.load import KeptAlive
 
-ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
 def _server(answers: int) -> tuple[int, threading.Thread, list[int]]:
