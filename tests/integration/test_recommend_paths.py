@@ -217,3 +217,27 @@ def test_a_stored_purchase_lowers_the_items_live_stock_at_once(ranker, trained_s
         ranker.refresh()
     assert fresh == folded == 3  # _new_events' session buys its last item once, here 3 units
     assert units() == 0
+
+
+def test_an_item_sold_out_since_its_count_is_no_longer_recommended(ranker, trained_system) -> None:
+    settings, _ = trained_system
+    user = _busiest_user(ranker)
+    before = ranker.recommend(user, k=5)
+    top = before.items[0].item_id
+    row = ranker.catalog.rows.get_loc(top)
+    stock = int(ranker.catalog.in_stock["stock"][row])
+    counted_at = pd.Timestamp(ranker.catalog.items.set_index("item_id").at[top, "event_timestamp"])
+    identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA).iloc[0]
+    buyout = _new_events(settings, identity["user_key_type"], identity["user_key"], [top])
+    buyout = buyout.assign(quantity=stock, event_time=counted_at + timedelta(hours=1))
+    path = _write_events(settings, buyout)
+    try:
+        ranker.watch_log()
+        result = ranker.recommend(user, k=5)
+    finally:
+        path.unlink()
+        ranker.refresh()
+    after = [item.item_id for item in result.items]
+    assert stock > 0 and top not in after and len(after) == 5
+    assert before.candidates == len(ranker.catalog.rows)  # the small world's whole in-stock catalogue...
+    assert result.candidates == before.candidates - 1  # ...less the item sold out, not ranked at all
