@@ -13,6 +13,7 @@ from siyu.world.generator import generate_world
 from tiers.build import build_tiers
 from tiers.truth import churn_oracle_auc, lifecycle_agreement, true_lifecycle
 from training.conversion import train_and_register
+from training.conversion_ceiling import latent_ceiling
 from training.conversion_evaluation import evaluate_conversion
 from training.conversion_tuning import tune_conversion
 from training.pipeline import build_features
@@ -130,6 +131,17 @@ def path_feature_figures(settings: Settings, quick: bool) -> tuple[dict, list[st
         " sampled impressions (fewer than the headline model's 400,000, so its AUCs differ from `auc`)",
     ]
     return {f"path_features_{k}": v for k, v in (figures | ratios).items()}, notes
+
+
+def ceiling_figures(settings: Settings) -> tuple[dict, list[str]]:
+    """The model refitted with the world's exact latents added: how much of the oracle's lead is reachable."""
+    figures = {f"ceiling_{k}": v for k, v in latent_ceiling(settings).items()}
+    notes = [
+        "ceiling: the same LightGBM refitted on the same rows with the world's exact latents added cumulatively"
+        " (category taste, item taste within it, complement/repurchase boost and price sensitivity, then the"
+        " session's intent stage); the last variant before the stage bounds a model that cannot observe it",
+    ]
+    return figures, notes
 
 
 def tuning_figures(settings: Settings, quick: bool) -> tuple[dict, list[str]]:

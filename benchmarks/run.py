@@ -46,6 +46,9 @@ def main(
             with console.status("conversion: the Taobao sample against simple baselines"):
                 extra, extra_notes = models.taobao_figures(SHARED_DATA, Path(tmp) / "taobao")
             figures, notes = figures | extra, notes + extra_notes
+            with console.status("conversion: the ceiling with the world's latents"):
+                extra, extra_notes = models.ceiling_figures(settings)
+            figures, notes = figures | extra, notes + extra_notes
             with console.status("conversion: Optuna tuning"):
                 extra, extra_notes = models.tuning_figures(settings, quick)
             figures, notes = figures | extra, notes + extra_notes
