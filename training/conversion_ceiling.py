@@ -6,7 +6,7 @@ repurchase boost of their recent purchases, and the session's intent stage (`siy
 Refitting the conversion model with each of those added as an exact feature, on the same rows and
 holdout, measures what each is worth; the last variant that still lacks one latent is the ceiling for
 a model that cannot observe it. On the 30k-user benchmark world: the model 0.784, with every user
-latent but the stage 0.823, with the stage too 0.839, the oracle 0.847. Only a generated world's
+latent but the stage 0.821, with the stage too 0.839, the oracle 0.847. Only a generated world's
 truth makes this possible; imported logs have none.
 """
 
