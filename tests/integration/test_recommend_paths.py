@@ -7,6 +7,7 @@ The event-writing tests add a part file to the shared system's log and always re
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -69,6 +70,17 @@ def _write_events(settings: Settings, frame: pd.DataFrame) -> Path:
     return path
 
 
+@contextmanager
+def _stored(settings: Settings, ranker: Ranker, frame: pd.DataFrame) -> Iterator[Path]:
+    """`frame` as one new part of the shared log for the block; removed after it, the views rebuilt without it."""
+    path = _write_events(settings, frame)
+    try:
+        yield path
+    finally:
+        path.unlink()
+        ranker.refresh()
+
+
 def _untouched_items(ranker: Ranker, user_id: str, n: int) -> list[str]:
     paths = ranker.paths
     row = paths.users.get_loc(user_id)
@@ -96,8 +108,7 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
     before = ranker.suggest(user)
     items = _untouched_items(ranker, user, 3)
     new = _new_events(settings, key["user_key_type"], key["user_key"], items)
-    path = _write_events(settings, new)
-    try:
+    with _stored(settings, ranker, new):
         ranker.refresh()
         after = ranker.suggest(user)
         assert after.steps == before.steps + 5  # three touches, then the last item's cart add and purchase
@@ -112,9 +123,6 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
         assert history["item_purchases_before"].tolist() == [1, 0]
         assert history["item_views_before"].tolist() == [1, 1]
         assert history["session_views_so_far"].tolist() == [3, 3] and history["session_carts_so_far"].iat[0] == 1
-    finally:
-        path.unlink()
-        ranker.refresh()
     restored = ranker.suggest(user)
     assert (restored.next_items, restored.co_occurring, restored.steps) == (
         before.next_items,
@@ -132,10 +140,8 @@ def test_new_parts_are_served_as_fresh_events_until_the_views_are_due_a_rebuild(
     identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
     key = identity[identity["user_id"] == user].iloc[0]
     views, before = ranker.log, ranker.suggest(user)
-    path = _write_events(
-        settings, _new_events(settings, key["user_key_type"], key["user_key"], _untouched_items(ranker, user, 3))
-    )
-    try:
+    new = _new_events(settings, key["user_key_type"], key["user_key"], _untouched_items(ranker, user, 3))
+    with _stored(settings, ranker, new) as path:
         ranker.refresh(rebuild_after=3600)
         assert ranker.log is views  # not rebuilt: the last build is younger than an hour
         ranker.watch_log()
@@ -144,9 +150,6 @@ def test_new_parts_are_served_as_fresh_events_until_the_views_are_due_a_rebuild(
         ranker.refresh()  # an explicit refresh rebuilds at once, the part folded into the views
         assert ranker.log is not views and path.name not in ranker.fresh.parts
         assert ranker.suggest(user).steps == before.steps + 5
-    finally:
-        path.unlink()
-        ranker.refresh()
     assert ranker.suggest(user).steps == before.steps
 
 
@@ -157,13 +160,9 @@ def test_a_person_with_events_but_no_features_yet_is_ranked_from_their_path(rank
     newcomer = pd.DataFrame({"user_key_type": [key_type], "user_key": ["someone-new-since-materialisation"]})
     user = str(attach_user_ids(newcomer, identity)["user_id"].iat[0])
     items = [str(i) for i in ranker.catalog.in_stock["item_id"][:2]]
-    path = _write_events(settings, _new_events(settings, key_type, newcomer["user_key"].iat[0], items))
-    try:
+    with _stored(settings, ranker, _new_events(settings, key_type, newcomer["user_key"].iat[0], items)):
         ranker.refresh()
         result = ranker.recommend(user, k=5)
-    finally:
-        path.unlink()
-        ranker.refresh()
     assert result.fallback is None and len(result.items) == 5
     assert any("no stored features" in note for note in result.notes)
     assert result.intent is not None
@@ -206,15 +205,11 @@ def test_a_stored_purchase_lowers_the_items_live_stock_at_once(ranker, trained_s
     identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA).iloc[0]
     purchase = _new_events(settings, identity["user_key_type"], identity["user_key"], [item])
     purchase = purchase.assign(quantity=3, event_time=counted_at + timedelta(hours=1))
-    path = _write_events(settings, purchase)
-    try:
+    with _stored(settings, ranker, purchase):
         ranker.watch_log()
         fresh = units()  # read as a fresh part
         ranker.refresh()
         folded = units()  # the same purchase, now in the rebuilt views
-    finally:
-        path.unlink()
-        ranker.refresh()
     assert fresh == folded == 3  # _new_events' session buys its last item once, here 3 units
     assert units() == 0
 
@@ -230,13 +225,9 @@ def test_an_item_sold_out_since_its_count_is_no_longer_recommended(ranker, train
     identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA).iloc[0]
     buyout = _new_events(settings, identity["user_key_type"], identity["user_key"], [top])
     buyout = buyout.assign(quantity=stock, event_time=counted_at + timedelta(hours=1))
-    path = _write_events(settings, buyout)
-    try:
+    with _stored(settings, ranker, buyout):
         ranker.watch_log()
         result = ranker.recommend(user, k=5)
-    finally:
-        path.unlink()
-        ranker.refresh()
     after = [item.item_id for item in result.items]
     assert stock > 0 and top not in after and len(after) == 5
     assert before.candidates == len(ranker.catalog.rows)  # the small world's whole in-stock catalogue...
