@@ -9,8 +9,6 @@ views were built once per change of those fresh events, which are few.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pandas as pd
 
@@ -22,12 +20,15 @@ _EVER = np.iinfo(np.int64).max
 
 
 class SalesSinceCount:
-    """(in-stock rows of a catalogue,) units sold since each row's stock count, memoised by what they depend on."""
+    """(in-stock rows of a catalogue,) units sold since each row's stock count, memoised by what they depend on.
+
+    Each memo is one (catalogue, source, units) tuple swapped in whole: a request reads one consistent
+    tuple, and two requests that miss at once only count the same sales twice.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._logged: tuple[Catalog, pd.DataFrame, np.ndarray] | None = None
-        self._fresh: tuple[Catalog, FreshEvents, np.ndarray] | None = None
+        self._logged: tuple[Catalog, object, np.ndarray] | None = None
+        self._fresh: tuple[Catalog, object, np.ndarray] | None = None
 
     def units(self, catalog: Catalog, logged: pd.DataFrame | None, fresh: FreshEvents) -> np.ndarray:
         """The catalogue's units sold since its counts: in `logged` purchases (None: the log is unread) and fresh ones.
@@ -40,20 +41,21 @@ class SalesSinceCount:
         return self.logged_units(catalog, logged) + self._fresh_units(catalog, fresh)
 
     def logged_units(self, catalog: Catalog, logged: pd.DataFrame) -> np.ndarray:
-        memo = self._logged
-        if memo is None or memo[0] is not catalog or memo[1] is not logged:
-            memo = (catalog, logged, _since_count(catalog, logged))
-            with self._lock:
-                self._logged = memo
+        self._logged = memo = _counted(self._logged, catalog, logged, logged)
         return memo[2]
 
     def _fresh_units(self, catalog: Catalog, fresh: FreshEvents) -> np.ndarray:
-        memo = self._fresh
-        if memo is None or memo[0] is not catalog or memo[1] is not fresh:
-            memo = (catalog, fresh, _since_count(catalog, fresh.purchases))
-            with self._lock:
-                self._fresh = memo
+        self._fresh = memo = _counted(self._fresh, catalog, fresh, fresh.purchases)
         return memo[2]
+
+
+def _counted(
+    memo: tuple[Catalog, object, np.ndarray] | None, catalog: Catalog, source: object, purchases: pd.DataFrame
+) -> tuple[Catalog, object, np.ndarray]:
+    """`memo` while it was counted for this catalogue from this source, else a new count."""
+    if memo is not None and memo[0] is catalog and memo[1] is source:
+        return memo
+    return catalog, source, _since_count(catalog, purchases)
 
 
 def _since_count(catalog: Catalog, purchases: pd.DataFrame) -> np.ndarray:
