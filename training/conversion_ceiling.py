@@ -18,8 +18,8 @@ import pandas as pd
 from features.repo import feature_store
 from siyu.metrics import auc
 from siyu.settings import Settings
-from siyu.world.entities import BASE_LOGIT, PRICE_WEIGHT, PROMO_BOOST, STORE_BOOST, TASTE_WEIGHT
 from siyu.world.sequential import STAGE_LOGIT, STAGES
+from siyu.world.simulate import purchase_logit
 from training.conversion import fit, oracle_probabilities
 from training.dataset import MODEL_FEATURES, build_training_set
 
@@ -70,17 +70,19 @@ def world_latents(settings: Settings, impressions: pd.DataFrame) -> pd.DataFrame
     vec = item[vec_columns].to_numpy()
     category_vec = items[vec_columns].groupby(items["category"]).mean().reindex(item["category"]).to_numpy()
     beta = users.reindex(rows["user_id"])["price_sensitivity"].to_numpy()
-    stage = STAGE_LOGIT[pd.Categorical(rows["intent_stage"], categories=STAGES).codes]
+    stage = pd.Categorical(rows["intent_stage"], categories=STAGES).codes
     p = rows["true_purchase_prob"].to_numpy(dtype=float)
-    known = (
-        BASE_LOGIT
-        + item["appeal"].to_numpy()
-        + item["level_logit"].to_numpy()
-        + TASTE_WEIGHT * np.einsum("ij,ij->i", taste, vec)
-        - beta * PRICE_WEIGHT * np.log(rows["price"].to_numpy() / item["list_price"].to_numpy())
-        + PROMO_BOOST * rows["on_promotion"].to_numpy(dtype=float)
-        + STORE_BOOST * (rows["channel"] == "store").to_numpy()
-        + stage
+    known = purchase_logit(
+        item["appeal"].to_numpy(),
+        item["level_logit"].to_numpy(),
+        taste,
+        vec,
+        beta,
+        rows["price"].to_numpy() / item["list_price"].to_numpy(),
+        rows["on_promotion"].to_numpy(dtype=float),
+        (rows["channel"] == "store").to_numpy(),
+        stage,
+        boost=0.0,
     )
     return pd.DataFrame(
         {
@@ -88,7 +90,7 @@ def world_latents(settings: Settings, impressions: pd.DataFrame) -> pd.DataFrame
             "true_item_taste": np.einsum("ij,ij->i", taste, vec - category_vec),
             "true_price_sensitivity": beta,
             "true_boost": np.log(p / (1 - p)) - known,
-            "true_stage_logit": stage,
+            "true_stage_logit": STAGE_LOGIT[stage],
         },
         index=impressions.index,
     )

@@ -64,6 +64,33 @@ class DayOutput:
     state: ChoiceState  # the day-start state the day's sessions were drawn from (the truth is computed from it)
 
 
+def purchase_logit(
+    appeal: np.ndarray,
+    level_logit: np.ndarray,
+    taste: np.ndarray,
+    vec: np.ndarray,
+    price_sensitivity: np.ndarray,
+    price_vs_list: np.ndarray,
+    on_promotion: np.ndarray,
+    in_store: np.ndarray,
+    stage: np.ndarray,
+    boost: np.ndarray | float,
+) -> np.ndarray:
+    """The world's utility: each impression's true purchase logit from its terms (one row per impression;
+    `taste` and `vec` are (n, taste_dim), `stage` indexes STAGES). Evaluation calls it too, to take terms apart."""
+    return (
+        BASE_LOGIT
+        + appeal
+        + level_logit
+        + TASTE_WEIGHT * np.einsum("ij,ij->i", taste, vec)
+        - price_sensitivity * PRICE_WEIGHT * np.log(price_vs_list)
+        + PROMO_BOOST * on_promotion
+        + STORE_BOOST * in_store
+        + STAGE_LOGIT[stage]
+        + boost
+    )
+
+
 def expected_sessions(cfg: WorldConfig, users: Users, day: int) -> np.ndarray:
     """Each user's Poisson rate of sessions on `day`: lifecycle stage x visit rhythm x weekend lift."""
     return session_rates(users.visit_rate, users.signup_day, users.dormant_day, users.churn_day, cfg.start, day)
@@ -185,16 +212,17 @@ class Simulator:
 
         price = self.price[imp_item, day]
         promo = self.promo[imp_item, day]
-        logit = (
-            BASE_LOGIT
-            + items.appeal[imp_item]
-            + items.level_logit[imp_item]
-            + TASTE_WEIGHT * np.einsum("ij,ij->i", users.taste[u], items.vec[imp_item])
-            - users.beta[u] * PRICE_WEIGHT * np.log(price / items.list_price[imp_item])
-            + PROMO_BOOST * promo
-            + STORE_BOOST * s_store[imp_s]
-            + STAGE_LOGIT[s_stage[imp_s]]
-            + boost
+        logit = purchase_logit(
+            items.appeal[imp_item],
+            items.level_logit[imp_item],
+            users.taste[u],
+            items.vec[imp_item],
+            users.beta[u],
+            price / items.list_price[imp_item],
+            promo,
+            s_store[imp_s],
+            s_stage[imp_s],
+            boost,
         )
         p_true = sigmoid(logit)
         gap = rng.uniform(15, 120, n)
