@@ -440,11 +440,14 @@ class Ranker:
             (catalog.newest(SOURCE_CANDIDATES, rules.new_item_days), Source.NEW_ARRIVAL),
             (most_promoted, Source.PROMOTED),
         )
-        left = catalog.in_stock["stock"][rows].astype(float) - self._units_sold(catalog)[rows]
-        rows, reasons = rows[~(left <= 0)], [r for r, gone in zip(reasons, left <= 0, strict=True) if not gone]
+        sold = self._units_sold(catalog)[rows]
+        gone = catalog.in_stock["stock"][rows].astype(float) - sold <= 0
+        rows, sold, reasons = rows[~gone], sold[~gone], [r for r, out in zip(reasons, gone, strict=True) if not out]
         if rows.size == 0:
             return RecommendResult([], fallback="popular", model_version=champion.version, notes=["nothing in stock"])
-        scores = self._purchase_probabilities(champion, catalog, rows, user_id, user, affinity, channel, now, fresh)
+        scores = self._purchase_probabilities(
+            champion, catalog, rows, user_id, user, affinity, channel, now, fresh, sold
+        )
         bought = log.cycles.bought_within(past, stamp, rules.exclude_bought_within_days) if log is not None else set()
         items = apply_rules(self._scored(catalog, rows, scores, reasons), rules, k, bought, set(due))
         if tier is not None:  # the playbook's picks say whose strategy put them there
@@ -523,8 +526,12 @@ class Ranker:
         channel: str,
         now: datetime | None,
         fresh: pd.DataFrame | None = None,
+        sold: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The conversion model's P(purchase) for each candidate row, shown at today's price on `channel`."""
+        """The conversion model's P(purchase) for each candidate row, shown at today's price on `channel`.
+
+        `sold`: the rows' units sold since their stock count, when the caller has already read them.
+        """
         now = now or datetime.now(UTC)
         items = {name: values[rows] for name, values in catalog.in_stock.items()}
         histories = self.histories
@@ -533,7 +540,8 @@ class Ranker:
         else:  # no log read yet: LightGBM takes its missing-value branches
             found = np.full((rows.size, len(BEHAVIOUR_FEATURES)), np.nan)
         behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))
-        behaviour.update(live_stock_columns(items["stock"], self._units_sold(catalog)[rows]))
+        sold = self._units_sold(catalog)[rows] if sold is None else sold
+        behaviour.update(live_stock_columns(items["stock"], sold))
         engagement = affinity.per_candidate(items["category_id"])
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
         return champion.predict(matrix)
