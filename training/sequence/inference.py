@@ -72,13 +72,15 @@ def encode_histories(
     return hidden, intent
 
 
-def scores_at(model: DecisionPathModel, hidden: np.ndarray, query: np.ndarray) -> np.ndarray:
+def scores_at(
+    model: DecisionPathModel, hidden: np.ndarray, query: np.ndarray, vectors: torch.Tensor | None = None
+) -> np.ndarray:
     """(len(hidden), model items + 1) float32 next-item scores of encoded histories asked at gap tokens `query`
-    (column 0, padding, is -inf)."""
+    (column 0, padding, is -inf); `vectors`: the model's `item_vectors()` when the caller keeps them."""
     scores = np.empty((len(hidden), model.n_items + 1), dtype=np.float32)
     query = torch.from_numpy(np.asarray(query, dtype=np.int64))
     with torch.inference_mode():
-        vectors = model.item_vectors()
+        vectors = model.item_vectors() if vectors is None else vectors
         for start in range(0, len(hidden), INFERENCE_BATCH):  # one batch of scores at a time: no second copy
             rows = slice(start, start + INFERENCE_BATCH)
             conditioned = model.for_query(torch.from_numpy(hidden[rows]), query[rows])
