@@ -103,11 +103,10 @@ def apply_rules(scored: Scored, rules: Rules, k: int, bought_recently: set[str],
 def _allowed(scored: Scored, rules: Rules, bought_recently: set[str], due: set[str]) -> np.ndarray:
     """(candidates,) bool: passes the filters. Whole columns at once: a request scores a thousand candidates."""
     keep = np.ones(scored.item_id.size, dtype=bool)
-    category = pd.Series(scored.category, dtype=object)
     if rules.categories is not None:
-        keep &= category.isin(rules.categories).to_numpy()
+        keep &= pd.Series(scored.category, dtype=object).isin(rules.categories).to_numpy()
     if rules.exclude_categories:
-        keep &= ~category.isin(rules.exclude_categories).to_numpy()
+        keep &= ~pd.Series(scored.category, dtype=object).isin(rules.exclude_categories).to_numpy()
     with np.errstate(invalid="ignore"):  # an unknown (NaN) price is outside any range
         if rules.min_price is not None:
             keep &= scored.price >= rules.min_price
@@ -133,8 +132,8 @@ def _coldest(scored: Scored, order: list[int]) -> np.ndarray:
     """Without new items, the least-viewed fifth of the allowed candidates is what exploration tries."""
     pool = np.zeros(scored.item_id.size, dtype=bool)
     if order:
-        views = scored.views_30d[order]
-        pool[np.asarray(order)[views <= np.nanquantile(views, 0.2)]] = True
+        views = scored.views_30d[order]  # never NaN (an item without views has 0): np.quantile, not nanquantile
+        pool[np.asarray(order)[views <= np.quantile(views, 0.2)]] = True
     return pool
 
 
