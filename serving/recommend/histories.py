@@ -13,6 +13,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from serving.recommend.index_lookup import position
 from training.impression_history import COUNTED, HISTORY_FEATURES, UNKNOWN_CATEGORY, UserEvents, history_at
 from training.taste_traces import TASTE_FEATURES, traces_at
 
@@ -37,7 +38,7 @@ class UserHistories:
         self.events = UserEvents.of(counted)  # every user's rows, in (user, time) order
 
     def user_events(self, user_id: str) -> UserEvents:
-        row = self.users.get_indexer([user_id])[0]
+        row = position(self.users, user_id)
         lo, hi = (self.offsets[row], self.offsets[row + 1]) if row >= 0 else (0, 0)
         return self.events.slice(lo, hi)
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 from features.repo import item_meta_path
 from serving.recommend.histories import UserHistories
 from serving.recommend.identities import IdentityDirectory
+from serving.recommend.index_lookup import position
 from serving.recommend.paths import DecisionPaths
 from serving.recommend.related import RelatedItems
 from serving.recommend.repurchase import RepurchaseCycles
@@ -74,7 +75,7 @@ class RecentSteps:
         Both sides hold their times in STEP_TIME: the log reads back in microseconds, an /events batch may
         arrive in nanoseconds, and mixed units concatenate to objects, which no path can be built from.
         """
-        row = self.users.get_indexer([user_id])[0]
+        row = position(self.users, user_id)
         stored = self.events.iloc[self.offsets[row] : self.offsets[row + 1]] if row >= 0 else self.events.iloc[:0]
         events = pd.concat([stored, fresh[_STEP_COLUMNS]], ignore_index=True).sort_values("event_time", kind="stable")
         events = events.tail(RECENT_STEP_EVENTS)

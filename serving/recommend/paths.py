@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from serving.recommend.index_lookup import position
 from siyu.settings import Settings
 from training.sequence.baselines import TIE_BREAK, ItemKNN
 from training.sequence.data import SequenceData
@@ -76,7 +77,7 @@ class DecisionPaths:
 
     def suggest(self, user_id: str, n: int) -> PathSuggestions:
         """Up to n items from each source for `user_id`; empty for a user with no stored steps."""
-        row = self.users.get_indexer([user_id])[0]
+        row = position(self.users, user_id)
         if row < 0 or self.data.lengths[row] == 0:
             return PathSuggestions()
         steps = int(self.data.lengths[row])
