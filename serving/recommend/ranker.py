@@ -36,10 +36,13 @@ from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
 from features.online_rows import OnlineRows
 from features.push import missing_push_sources, push_activity
 from features.repo import (
+    ITEM_VIEW,
     USER_CATEGORY_VIEW,
     USER_TIER_VIEW,
     USER_VIEW,
     feature_store,
+    item_meta_path,
+    source_paths,
 )
 from serving.recommend import item_to_item
 from serving.recommend.breaker import CircuitBreaker
@@ -143,6 +146,7 @@ class Ranker:
         self.breaker = CircuitBreaker(settings.breaker_cooldown_seconds)
         self._catalog_memo: dict[str, tuple[Catalog, object]] = {}  # see _per_catalog
         self.playbook = checked_playbook(settings.tier_rules or DEFAULT_TIER_RULES)
+        self._catalog_files = _item_files(settings)
         self.catalog = Catalog.from_items(latest_item_table(settings))
         self.log: LogViews | None = None
         self.fresh = FreshEvents()  # events stored since `log` was built, by user
@@ -256,9 +260,21 @@ class Ranker:
         """
         self._reload_champions()
         with contextlib.suppress(OSError, ValueError, KeyError):  # the next tick tries again
-            self.catalog = Catalog.from_items(latest_item_table(self.settings))
+            self._reload_catalog()
         self._refresh_log(rebuild_after=rebuild_after)
         self._warm_sales()
+
+    def _reload_catalog(self) -> None:
+        """A new catalogue only when the item snapshots or attributes changed on disk since the last read.
+
+        Rebuilding it reads and groups every item snapshot, and a new catalogue drops the memos kept per
+        catalogue (units sold since the counts, promoted and new items), which the next tick or request
+        recounts: done every minute regardless, that was a stall of the worker each minute for nothing.
+        """
+        files = _item_files(self.settings)  # taken before the read: a file changing during it is read again
+        if files != self._catalog_files:
+            self.catalog = Catalog.from_items(latest_item_table(self.settings))
+            self._catalog_files = files
 
     def _warm_sales(self) -> None:
         """Count the log's sales since the catalogue's stock counts here, on the refresh tick, not in a request."""
@@ -550,6 +566,11 @@ class Ranker:
         """(in-stock rows,) units sold since each item's stock count; an item with none left is not proposed."""
         log = self.log
         return self.sales.units(catalog, log.sales if log is not None else None, self.fresh)
+
+
+def _item_files(settings: Settings) -> tuple[tuple[int, int] | None, ...]:
+    """The versions of the files the catalogue is read from (item snapshots, item attributes)."""
+    return _stat(source_paths(settings)[ITEM_VIEW]), _stat(item_meta_path(settings))
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -6,6 +6,7 @@ The event-writing tests add a part file to the shared system's log and always re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -167,6 +168,20 @@ def test_a_person_with_events_but_no_features_yet_is_ranked_from_their_path(rank
     assert any("no stored features" in note for note in result.notes)
     assert result.intent is not None
     assert ranker.recommend(user, k=5).fallback == "popular"  # once the events are gone, a stranger again
+
+
+def test_the_catalogue_is_read_again_only_when_its_files_change(ranker, trained_system) -> None:
+    """A refresh tick keeps the catalogue (and every memo kept per catalogue) while the item files stand still."""
+    settings, _ = trained_system
+    before = ranker.catalog
+    ranker.refresh()
+    assert ranker.catalog is before
+    meta = item_meta_path(settings)
+    stat = meta.stat()
+    os.utime(meta, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # as a rewrite of the attributes would
+    ranker.refresh()
+    assert ranker.catalog is not before
+    assert ranker.catalog.items.equals(before.items)
 
 
 def test_serving_history_features_match_training_on_logged_impressions(ranker, trained_system) -> None:
