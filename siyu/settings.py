@@ -107,7 +107,10 @@ class Settings(BaseSettings):
         " log may grow before a full rebuild (seconds of CPU at 30k users, slowing requests beside it)",
     )
     item_refresh_seconds: float = Field(
-        60.0, gt=0, description="(float) how often serving reloads the in-process item table and users' paths"
+        60.0,
+        gt=0,
+        description="(s) how often serving checks the item table's files (rereading them when they changed), the model "
+        "aliases and users' paths",
     )
 
     @field_validator("online_store")
