@@ -146,8 +146,8 @@ class Ranker:
         self.breaker = CircuitBreaker(settings.breaker_cooldown_seconds)
         self._catalog_memo: dict[str, tuple[Catalog, object]] = {}  # see _per_catalog
         self.playbook = checked_playbook(settings.tier_rules or DEFAULT_TIER_RULES)
-        self._catalog_files = _item_files(settings)
-        self.catalog = Catalog.from_items(latest_item_table(settings))
+        self._catalog_files: tuple[tuple[int, int] | None, ...] | None = None  # none read yet
+        self._reload_catalog()
         self.log: LogViews | None = None
         self.fresh = FreshEvents()  # events stored since `log` was built, by user
         self._fresh_lock = threading.Lock()  # serialises writers of `fresh`; readers take the reference
