@@ -65,11 +65,12 @@ def world_latents(settings: Settings, impressions: pd.DataFrame) -> pd.DataFrame
     items = pd.read_parquet(settings.truth_items_path).set_index("item_id")
     taste_columns = [c for c in users.columns if c.startswith("taste_")]
     vec_columns = [f"vec_{c.removeprefix('taste_')}" for c in taste_columns]
-    taste = users.reindex(rows["user_id"])[taste_columns].to_numpy()
+    user = users.reindex(rows["user_id"])
+    taste = user[taste_columns].to_numpy()
     item = items.reindex(rows["item_id"])
     vec = item[vec_columns].to_numpy()
     category_vec = items[vec_columns].groupby(items["category"]).mean().reindex(item["category"]).to_numpy()
-    beta = users.reindex(rows["user_id"])["price_sensitivity"].to_numpy()
+    beta = user["price_sensitivity"].to_numpy()
     stage = pd.Categorical(rows["intent_stage"], categories=STAGES).codes
     p = rows["true_purchase_prob"].to_numpy(dtype=float)
     known = purchase_logit(
