@@ -139,8 +139,7 @@ def history_at(past: UserEvents, item_ids: np.ndarray, now: pd.Timestamp, sessio
     out["days_since_item_touch"] = np.where(known, (now_ns - latest[column]) / _NS_PER_DAY, np.nan)
     began = past.time_ns[in_session].min() if in_session.any() else now_ns
     out["session_minutes_so_far"] = np.full(n, (now_ns - began) / _NS_PER_MINUTE)
-    session_starts = pd.unique(past.session[past.time_ns < began])
-    out["user_sessions_before"] = np.full(n, session_starts.size)
+    out["user_sessions_before"] = np.full(n, len(set(past.session[past.time_ns < began].tolist())))
     return np.column_stack([out[name] for name in HISTORY_FEATURES]).astype(np.float32)
 
 

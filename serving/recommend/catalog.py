@@ -16,6 +16,7 @@ from features.repo import ITEM_VIEW, item_meta_path, source_paths
 from siyu.settings import Settings
 from training.dataset import ITEM_MODEL_FEATURES
 from training.live_stock import epoch_ns
+from training.taste_traces import category_codes
 
 MAX_CANDIDATES = 1000  # most popular in-stock items scored per request
 
@@ -73,9 +74,11 @@ class Catalog:
     """
 
     items: pd.DataFrame
-    in_stock: dict[str, np.ndarray]
+    in_stock: dict[str, np.ndarray]  # with "category_code": each item's category as a position in `categories`
     rows: pd.Index  # item id (as text) -> row of in_stock
-    categories: list[str]  # of the in-stock items: one online read fetches the user's row for each
+    categories: list[str]  # of the in-stock items, by code: one online read fetches the user's row for each
+    category_code: dict[str, int]  # category id -> its position in `categories`
+    row_of: dict[str, int]  # item id (as text) -> row of in_stock: looks up a few ids faster than `rows`
 
     @classmethod
     def from_items(cls, items: pd.DataFrame) -> Catalog:
@@ -88,8 +91,11 @@ class Catalog:
         stocked = items[items["in_stock"]]
         names = ["item_id", "category_id", "price", "age_days", "counted_ns", *ITEM_MODEL_FEATURES]
         columns = {name: stocked[name].to_numpy() for name in names}
-        categories = stocked["category_id"].dropna().unique().tolist()
-        return cls(items, columns, pd.Index(stocked["item_id"].astype(str)), categories)
+        # Coded once per catalogue: a request reads its candidates' codes instead of hashing their category ids.
+        columns["category_code"], code_of = category_codes(stocked["category_id"])
+        ids = stocked["item_id"].astype(str)
+        row_of = {item: row for row, item in enumerate(ids)}
+        return cls(items, columns, pd.Index(ids), list(code_of), code_of, row_of)
 
     @cached_property
     def facts(self) -> dict[str, ItemFacts]:
@@ -134,14 +140,13 @@ class Catalog:
         Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason.
         """
         popular = np.arange(min(MAX_CANDIDATES, len(self.rows)))
-        named = [self.rows.get_indexer(ids) if ids else popular[:0] for ids, _ in proposals]
+        row_of = self.row_of
+        named = [np.fromiter((row_of.get(i, -1) for i in ids), dtype=np.int64, count=len(ids)) for ids, _ in proposals]
         rows = np.concatenate([*named, popular])
-        reasons = np.concatenate(
-            [np.full(len(found), reason, dtype=object) for found, (_, reason) in zip(named, proposals, strict=True)]
-            + [np.full(popular.size, Source.POPULAR, dtype=object)]
-        )
+        labels = [reason for _, reason in proposals] + [Source.POPULAR]
+        proposer = np.repeat(np.arange(len(labels)), [*(found.size for found in named), popular.size])
         kept = rows >= 0
-        rows, reasons = rows[kept], reasons[kept]
+        rows, proposer = rows[kept], proposer[kept]
         _, first = np.unique(rows, return_index=True)  # each row's first proposal, in proposal order
         first.sort()
-        return rows[first].astype(np.int64), reasons[first].tolist()
+        return rows[first].astype(np.int64), [labels[k] for k in proposer[first]]

@@ -17,32 +17,32 @@ import numpy as np
 import pandas as pd
 
 from features.build import USER_CATEGORY_FEATURES
+from features.online_rows import OnlineRow
 from training.dataset import CONTEXT_INPUTS, context_columns
 
 
 @dataclass(frozen=True)
 class CategoryEngagement:
-    """The user's USER_CATEGORY_FEATURES per category, as the online store answered (None = no row)."""
+    """The user's USER_CATEGORY_FEATURES per catalogue category code, as the online store answered (NaN = no row)."""
 
-    categories: pd.Index
-    values: Mapping[str, Sequence[float | None]]  # feature -> one value per category
+    values: Mapping[str, np.ndarray]  # feature -> one value per category code; empty: the user has no rows at all
 
     @classmethod
     def none(cls) -> CategoryEngagement:
         """A user with no rows in force: every candidate's engagement is missing (0 once derived)."""
-        return cls(pd.Index([]), {name: [] for name in USER_CATEGORY_FEATURES})
+        return cls({})
 
-    def per_candidate(self, categories: np.ndarray) -> dict[str, np.ndarray]:
-        """USER_CATEGORY_FEATURES for each candidate's category (NaN where the user has no row)."""
-        at = self.categories.get_indexer(categories)
-        found = at >= 0
-        out = {}
-        for name in USER_CATEGORY_FEATURES:
-            read = np.asarray(self.values[name], dtype=float)  # None -> NaN
-            column = np.full(categories.size, np.nan)
-            column[found] = read[at[found]]
-            out[name] = column
-        return out
+    @classmethod
+    def read(cls, rows: Sequence[OnlineRow | None]) -> CategoryEngagement:
+        """From the store's rows for the catalogue's categories, in code order (None: no row)."""
+        found = {f: [row.values[f] if row else None for row in rows] for f in USER_CATEGORY_FEATURES}
+        return cls({f: np.array(values, dtype=float) for f, values in found.items()})  # None -> NaN
+
+    def per_candidate(self, category_codes: np.ndarray) -> dict[str, np.ndarray]:
+        """USER_CATEGORY_FEATURES for each candidate's category code (NaN where the user has no row)."""
+        if not self.values:
+            return {name: np.full(category_codes.size, np.nan) for name in USER_CATEGORY_FEATURES}
+        return {name: self.values[name][category_codes] for name in USER_CATEGORY_FEATURES}
 
 
 def candidate_matrix(
@@ -71,7 +71,7 @@ def candidate_matrix(
         return user_values[name]
 
     inputs = {name: np.broadcast_to(column(name), n) for name in CONTEXT_INPUTS}
-    context = context_columns(inputs, np.full(n, pd.Timestamp(now).hour), np.full(n, channel, dtype=object))
+    context = context_columns(inputs, np.asarray(pd.Timestamp(now).hour), np.asarray(channel, dtype=object))
     matrix = np.empty((n, len(features)), dtype=np.float64)
     for j, name in enumerate(features):
         matrix[:, j] = context[name] if name in context else column(name)

@@ -1,7 +1,7 @@
 """Each user's counted events at serve time, for the conversion model's history and taste features.
 
 Training reads `history_features` and `taste_traces` over the whole log; serving computes the same
-features with `history_at` and `traces_at` over one user's slice of the same log, the candidates all
+features with `history_at` and `coded_traces_at` over one user's slice of the same log, the candidates all
 shown at `now`. The request belongs to the user's latest session while that session is live (its last
 event within the session gap of now), and to a new session otherwise, as a real visit would.
 """
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from serving.recommend.index_lookup import position
-from training.impression_history import COUNTED, HISTORY_FEATURES, UNKNOWN_CATEGORY, UserEvents, history_at
-from training.taste_traces import TASTE_FEATURES, traces_at
+from training.impression_history import COUNTED, HISTORY_FEATURES, UserEvents, history_at
+from training.taste_traces import TASTE_FEATURES, coded_traces_at, codes_of
 
 SESSION_GAP = pd.Timedelta(minutes=30)  # as the importers cut sessions
 NEW_SESSION = "__request__"  # the session of a request that continues no live session
@@ -53,12 +53,13 @@ class UserHistories:
         self,
         user_id: str,
         item_ids: np.ndarray,
-        categories: np.ndarray,
+        categories: tuple[np.ndarray, dict[str, int]],
         now: datetime,
         fresh: pd.DataFrame | None = None,
     ) -> np.ndarray:
-        """(len(item_ids), BEHAVIOUR_FEATURES): showing each of `item_ids` (of `categories`) to the user at `now`.
+        """(len(item_ids), BEHAVIOUR_FEATURES): showing each of `item_ids` to the user at `now`.
 
+        `categories`: the items' category codes and the coding (category id -> code; see `category_codes`).
         `fresh`: the user's events stored since these histories were built (with `category_id`), counted too.
         """
         stamp = pd.Timestamp(now)
@@ -67,7 +68,6 @@ class UserHistories:
         if past.time_ns.size and stamp.value - past.time_ns[-1] <= SESSION_GAP.value:
             session = past.session[-1]
         history = history_at(past, np.asarray(item_ids, dtype=object), stamp, session)
-        # As training files them: an item the catalogue gives no category counts under "unknown".
-        categories = pd.Series(categories, dtype=object).fillna(UNKNOWN_CATEGORY).to_numpy()
-        traces = traces_at(past.category, past.kind, categories)
+        codes, code_of = categories
+        traces = coded_traces_at(codes_of(past.category, code_of), past.kind, codes, len(code_of))
         return np.hstack([history, traces])

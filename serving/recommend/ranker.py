@@ -349,7 +349,10 @@ class Ranker:
     def online_rows(
         self, user_id: str, categories: list[str]
     ) -> tuple[dict[str, float | None], CategoryEngagement | None]:
-        """The user's row and, for a user the store knows, their rows by category (None for a stranger)."""
+        """The user's row and, for a user the store knows, their rows by category (None for a stranger).
+
+        `categories`: the catalogue's, in code order (the engagement is looked up by code).
+        """
         user_key = [{"user_id": user_id}]
         user = dict.fromkeys((*USER_FEATURES, *TIER_FEATURES))
         for view, features in ((USER_VIEW, USER_FEATURES), (USER_TIER_VIEW, TIER_FEATURES)):
@@ -360,9 +363,7 @@ class Ranker:
         if not categories:
             return user, CategoryEngagement.none()
         keys = [{"user_id": user_id, "category_id": c} for c in categories]
-        rows = self.online.read(USER_CATEGORY_VIEW, keys, USER_CATEGORY_FEATURES)
-        by_feature = {f: [row.values[f] if row else None for row in rows] for f in USER_CATEGORY_FEATURES}
-        return user, CategoryEngagement(pd.Index(categories), by_feature)
+        return user, CategoryEngagement.read(self.online.read(USER_CATEGORY_VIEW, keys, USER_CATEGORY_FEATURES))
 
     def user_row(self, user_id: str) -> dict[str, float | None]:
         response = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user_id}])
@@ -552,13 +553,14 @@ class Ranker:
         items = {name: values[rows] for name, values in catalog.in_stock.items()}
         histories = self.histories
         if histories is not None:
-            found = histories.features(user_id, items["item_id"], items["category_id"], now, fresh)
+            codes = (items["category_code"], catalog.category_code)
+            found = histories.features(user_id, items["item_id"], codes, now, fresh)
         else:  # no log read yet: LightGBM takes its missing-value branches
             found = np.full((rows.size, len(BEHAVIOUR_FEATURES)), np.nan)
         behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))
         sold = self._units_sold(catalog)[rows] if sold is None else sold
         behaviour.update(live_stock_columns(items["stock"], sold))
-        engagement = affinity.per_candidate(items["category_id"])
+        engagement = affinity.per_candidate(items["category_code"])
         matrix = candidate_matrix(champion.features, items, user, engagement, behaviour, channel, now)
         return champion.predict(matrix)
 

@@ -132,9 +132,20 @@ def _coldest(scored: Scored, order: list[int]) -> np.ndarray:
     """Without new items, the least-viewed fifth of the allowed candidates is what exploration tries."""
     pool = np.zeros(scored.item_id.size, dtype=bool)
     if order:
-        views = scored.views_30d[order]  # never NaN (an item without views has 0): np.quantile, not nanquantile
-        pool[np.asarray(order)[views <= np.quantile(views, 0.2)]] = True
+        allowed = np.asarray(order)
+        views = scored.views_30d[allowed]  # never NaN (an item without views has 0)
+        pool[allowed[views <= _quantile(views, 0.2)]] = True
     return pool
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear) estimate from a partial sort: the same number without its ~50 us of
+    argument handling, which was a visible share of the rules stage."""
+    at = (values.size - 1) * q
+    below = int(at)
+    above = min(below + 1, values.size - 1)
+    part = np.partition(values, (below, above))
+    return float(part[below] + (at - below) * (part[above] - part[below]))
 
 
 def _interleave(main: list[int], special: list[tuple[int, str]]) -> list[tuple[int, str | None]]:

@@ -26,7 +26,7 @@ from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
 from training.dataset import labelled_impressions
 from training.impression_history import UNKNOWN_CATEGORY, history_features
-from training.taste_traces import taste_traces
+from training.taste_traces import category_codes, taste_traces
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -119,7 +119,7 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
         # The conversion model's history features see the new session too, while it is live.
         now = new["event_time"].max() + timedelta(minutes=5)
         categories = ranker.catalog.items.set_index("item_id")["category_id"].reindex([items[-1], items[0]])
-        served = ranker.histories.features(user, [items[-1], items[0]], categories.to_numpy(), now)
+        served = ranker.histories.features(user, [items[-1], items[0]], category_codes(categories), now)
         history = pd.DataFrame(served, columns=BEHAVIOUR_FEATURES)
         assert history["item_purchases_before"].tolist() == [1, 0]
         assert history["item_views_before"].tolist() == [1, 1]
@@ -199,7 +199,7 @@ def test_serving_history_features_match_training_on_logged_impressions(ranker, t
     assert (trained["user_views_before"] > 0).any()  # the traces have something to agree on
     for row, seen in impressions.iterrows():
         served = ranker.histories.features(
-            seen["user_id"], [seen["item_id"]], [seen["category_id"]], seen["event_timestamp"]
+            seen["user_id"], [seen["item_id"]], category_codes([seen["category_id"]]), seen["event_timestamp"]
         )
         np.testing.assert_allclose(served[0], trained.iloc[row].to_numpy(), rtol=1e-6, err_msg=str(seen.to_dict()))
 

@@ -63,3 +63,14 @@ def test_price_ratios_of_zero_prices_are_missing_not_infinite() -> None:
     out = add_context_features(frame)
     assert np.isnan(out["price_vs_list"].iat[0]) and out["price_vs_list"].iat[1] == 0.5
     assert out["price_vs_user_avg"].iat[0] == 2.0 and np.isnan(out["price_vs_user_avg"].iat[1])
+
+
+def test_the_catalogue_codes_each_items_category_once_and_files_a_missing_one_as_unknown() -> None:
+    import numpy as np
+
+    items = _catalog([True, True, True, False]).items.assign(category_id=["c", None, "d", "e"])
+    catalog = Catalog.from_items(items)
+    assert catalog.categories == ["c", "unknown", "d"]  # the out-of-stock item's category is not read
+    assert catalog.category_code == {"c": 0, "unknown": 1, "d": 2}
+    np.testing.assert_array_equal(catalog.in_stock["category_code"], [0, 1, 2])
+    assert catalog.row_of == {"i0": 0, "i1": 1, "i2": 2}

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.online_rows import OnlineRow
 from serving.recommend.feature_matrix import CategoryEngagement, candidate_matrix
 from serving.recommend.histories import BEHAVIOUR_FEATURES
 from tiers.history import TIER_FEATURES
@@ -57,8 +58,11 @@ def test_serving_features_equal_training_features(n: int, data, channel: str, ho
     now = datetime(2026, 3, 1, hour, 30, tzinfo=UTC)
     features = list(rng.permutation(MODEL_FEATURES))  # a champion's own column order
 
-    read = {name: [None if np.isnan(v) else v for v in affinity[name]] for name in USER_CATEGORY_FEATURES}  # as read
-    engagement = CategoryEngagement(pd.Index(known), read).per_candidate(items["category_id"])
+    coded = ["c1", "c2", "c3"]  # the catalogue's categories by code; the store holds rows for `known` ones only
+    as_read = {c: {name: None if np.isnan(v) else v for name, v in affinity.loc[c].items()} for c in known}
+    rows = [OnlineRow(None, as_read[c]) if c in known else None for c in coded]
+    codes = np.array([coded.index(c) for c in items["category_id"]])
+    engagement = CategoryEngagement.read(rows).per_candidate(codes)
     served = candidate_matrix(features, items, user, engagement, behaviour, channel, now)
 
     expected = _training_matrix(items, user, affinity, behaviour, channel, now, features)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from serving.recommend.catalog import Source
-from serving.recommend.rules import Rules, Scored, apply_rules
+from serving.recommend.rules import Rules, Scored, _quantile, apply_rules
 
 # Ten candidates, best first by score: i0 (0.9) ... i9 (0.0); categories alternate a/b except i6-i9 (c).
 N = 10
@@ -88,3 +90,9 @@ def test_a_broken_playbook_fails_at_start_up_naming_the_tier(playbook: dict, mes
 
     with pytest.raises(ValueError, match=message):
         checked_playbook(playbook)
+
+
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=40), st.sampled_from([0.0, 0.2, 0.5, 1.0]))
+def test_the_exploration_cut_is_numpys_quantile(views: list[int], q: float) -> None:
+    values = np.asarray(views, dtype=float)
+    assert _quantile(values, q) == pytest.approx(np.quantile(values, q))
