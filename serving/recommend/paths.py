@@ -78,18 +78,18 @@ class DecisionPaths:
     def suggest(self, user_id: str, n: int) -> PathSuggestions:
         """Up to n items from each source for `user_id`; empty for a user with no stored steps."""
         row = position(self.users, user_id)
-        if row < 0 or self.data.lengths[row] == 0:
+        steps = _steps(self.data, row) if row >= 0 else 0  # not `.lengths`: that diffs every user's offsets
+        if steps == 0:
             return PathSuggestions()
-        steps = int(self.data.lengths[row])
         if n > self.co_occurring.shape[1]:
             model_path = self.model_data.one_user(row, self.model.config.max_len) if self.model is not None else None
             return self._read(self.data.one_user(row, CO_OCCURRENCE_HISTORY), model_path, n, steps)
         tokens = self.co_occurring[row, :n]
         suggestions = PathSuggestions(co_occurring=self.item_ids[tokens[tokens > 0] - 1].tolist(), steps=steps)
         if self.model is not None and self.encoded.has_history[row]:
-            rows = np.array([row])
+            rows, lengths = np.array([row]), np.array([_steps(self.model_data, row)])
             scores, intent = self.model.read_encoded(
-                self.encoded.rows(rows), self.model_data, rows, self.model_data.lengths[rows], now=time.time()
+                self.encoded.rows(rows), self.model_data, rows, lengths, now=time.time()
             )
             suggestions.next_items = _best(scores[0], self.model_item_ids, n)
             suggestions.intent = float(intent[0])
@@ -122,6 +122,11 @@ class DecisionPaths:
             suggestions.intent = float(intent[0])
             suggestions.model_version = self.model_version
         return suggestions
+
+
+def _steps(data: SequenceData, user: int) -> int:
+    """How many steps user `user` (a row of `data`) has."""
+    return int(data.offsets[user + 1] - data.offsets[user])
 
 
 def _encoded(
