@@ -17,6 +17,8 @@ forms equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -60,9 +62,12 @@ def traces_at(past_category: np.ndarray, past_kind: np.ndarray, categories: np.n
     return coded_traces_at(codes_of(past_category, code_of), past_kind, candidate, len(code_of))
 
 
-def codes_of(categories: np.ndarray, code_of: dict[str, int]) -> np.ndarray:
-    """Each category id's code (-1: one `code_of` does not hold, which then matches no candidate)."""
-    return np.fromiter((code_of.get(c, -1) for c in categories), dtype=np.int64, count=len(categories))
+def codes_of(keys: Sequence[str] | np.ndarray, code_of: Mapping[str, int]) -> np.ndarray:
+    """Each key's code in `code_of`, -1 for a key it does not hold (a category then matches no candidate).
+
+    A dict lookup per key: for the few hundred keys of one request, cheaper than building a pandas Index.
+    """
+    return np.fromiter((code_of.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
 
 
 def coded_traces_at(

@@ -16,7 +16,7 @@ from features.repo import ITEM_VIEW, item_meta_path, source_paths
 from siyu.settings import Settings
 from training.dataset import ITEM_MODEL_FEATURES
 from training.live_stock import epoch_ns
-from training.taste_traces import category_codes
+from training.taste_traces import category_codes, codes_of
 
 MAX_CANDIDATES = 1000  # most popular in-stock items scored per request
 
@@ -77,8 +77,6 @@ class Catalog:
     in_stock: dict[str, np.ndarray]  # with "category_code": each item's category as a position in `categories`
     rows: pd.Index  # item id (as text) -> row of in_stock
     categories: list[str]  # of the in-stock items, by code: one online read fetches the user's row for each
-    category_code: dict[str, int]  # category id -> its position in `categories`
-    row_of: dict[str, int]  # item id (as text) -> row of in_stock: looks up a few ids faster than `rows`
 
     @classmethod
     def from_items(cls, items: pd.DataFrame) -> Catalog:
@@ -93,9 +91,17 @@ class Catalog:
         columns = {name: stocked[name].to_numpy() for name in names}
         # Coded once per catalogue: a request reads its candidates' codes instead of hashing their category ids.
         columns["category_code"], code_of = category_codes(stocked["category_id"])
-        ids = stocked["item_id"].astype(str)
-        row_of = {item: row for row, item in enumerate(ids)}
-        return cls(items, columns, pd.Index(ids), list(code_of), code_of, row_of)
+        return cls(items, columns, pd.Index(stocked["item_id"].astype(str)), list(code_of))
+
+    @cached_property
+    def category_code(self) -> dict[str, int]:
+        """Category id -> its position in `categories` (its code)."""
+        return {category: code for code, category in enumerate(self.categories)}
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Item id (as text) -> row of in_stock: looks a few ids up faster than `rows.get_indexer`."""
+        return {item: row for row, item in enumerate(self.rows)}
 
     @cached_property
     def facts(self) -> dict[str, ItemFacts]:
@@ -140,8 +146,7 @@ class Catalog:
         Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason.
         """
         popular = np.arange(min(MAX_CANDIDATES, len(self.rows)))
-        row_of = self.row_of
-        named = [np.fromiter((row_of.get(i, -1) for i in ids), dtype=np.int64, count=len(ids)) for ids, _ in proposals]
+        named = [codes_of(ids, self.row_of) for ids, _ in proposals]
         rows = np.concatenate([*named, popular])
         labels = [reason for _, reason in proposals] + [Source.POPULAR]
         proposer = np.repeat(np.arange(len(labels)), [*(found.size for found in named), popular.size])

@@ -78,7 +78,7 @@ class DecisionPaths:
     def suggest(self, user_id: str, n: int) -> PathSuggestions:
         """Up to n items from each source for `user_id`; empty for a user with no stored steps."""
         row = position(self.users, user_id)
-        steps = _steps(self.data, row) if row >= 0 else 0  # not `.lengths`: that diffs every user's offsets
+        steps = self.data.length_of(row) if row >= 0 else 0
         if steps == 0:
             return PathSuggestions()
         if n > self.co_occurring.shape[1]:
@@ -87,7 +87,7 @@ class DecisionPaths:
         tokens = self.co_occurring[row, :n]
         suggestions = PathSuggestions(co_occurring=self.item_ids[tokens[tokens > 0] - 1].tolist(), steps=steps)
         if self.model is not None and self.encoded.has_history[row]:
-            rows, lengths = np.array([row]), np.array([_steps(self.model_data, row)])
+            rows, lengths = np.array([row]), np.array([self.model_data.length_of(row)])
             scores, intent = self.model.read_encoded(
                 self.encoded.rows(rows), self.model_data, rows, lengths, now=time.time()
             )
@@ -122,11 +122,6 @@ class DecisionPaths:
             suggestions.intent = float(intent[0])
             suggestions.model_version = self.model_version
         return suggestions
-
-
-def _steps(data: SequenceData, user: int) -> int:
-    """How many steps user `user` (a row of `data`) has."""
-    return int(data.offsets[user + 1] - data.offsets[user])
 
 
 def _encoded(

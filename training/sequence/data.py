@@ -83,6 +83,10 @@ class SequenceData:
     def steps_of(self, user: int) -> slice:
         return slice(int(self.offsets[user]), int(self.offsets[user + 1]))
 
+    def length_of(self, user: int) -> int:
+        """One user's step count, without `lengths`' diff over every user's offsets."""
+        return int(self.offsets[user + 1] - self.offsets[user])
+
     def one_user(self, user: int, last: int | None = None) -> SequenceData:
         """User `user`'s steps (only the newest `last`, if given) as a one-user SequenceData with the same
         vocabularies: what a per-request read needs, at a cost that does not grow with the whole log."""
