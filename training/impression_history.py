@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from training.codes import codes_of
+
 # (event type, how the per-item and per-session counts name it)
 COUNTED = {"view": "views", "add_to_cart": "carts", "purchase": "purchases"}
 ITEM_HISTORY_FEATURES = (
@@ -122,8 +124,7 @@ def history_at(past: UserEvents, item_ids: np.ndarray, now: pd.Timestamp, sessio
     """
     n = len(item_ids)
     touched = {item: code for code, item in enumerate(dict.fromkeys(past.item))}
-    codes = np.fromiter((touched.get(item, -1) for item in past.item), dtype=np.int64, count=past.item.size)
-    column = np.fromiter((touched.get(item, -1) for item in item_ids), dtype=np.int64, count=n)
+    codes, column = codes_of(past.item, touched), codes_of(item_ids, touched)
     known = column >= 0
     column = np.maximum(column, 0)
     in_session = past.session == session_id

@@ -17,11 +17,10 @@ forms equal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 import pandas as pd
 
+from training.codes import codes_of
 from training.impression_history import UNKNOWN_CATEGORY, counts_before
 
 TASTE_FEATURES = (
@@ -60,14 +59,6 @@ def traces_at(past_category: np.ndarray, past_kind: np.ndarray, categories: np.n
     """(len(categories), TASTE_FEATURES) float32 for one user: `past_*` are their events before the request."""
     candidate, code_of = category_codes(categories)
     return coded_traces_at(codes_of(past_category, code_of), past_kind, candidate, len(code_of))
-
-
-def codes_of(keys: Sequence[str] | np.ndarray, code_of: Mapping[str, int]) -> np.ndarray:
-    """Each key's code in `code_of`, -1 for a key it does not hold (a category then matches no candidate).
-
-    A dict lookup per key: for the few hundred keys of one request, cheaper than building a pandas Index.
-    """
-    return np.fromiter((code_of.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
 
 
 def coded_traces_at(

@@ -14,9 +14,10 @@ import pandas as pd
 
 from features.repo import ITEM_VIEW, item_meta_path, source_paths
 from siyu.settings import Settings
+from training.codes import codes_of
 from training.dataset import ITEM_MODEL_FEATURES
 from training.live_stock import epoch_ns
-from training.taste_traces import category_codes, codes_of
+from training.taste_traces import category_codes
 
 MAX_CANDIDATES = 1000  # most popular in-stock items scored per request
 

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from serving.recommend.index_lookup import position
+from training.codes import codes_of
 from training.impression_history import COUNTED, HISTORY_FEATURES, UserEvents, history_at
-from training.taste_traces import TASTE_FEATURES, coded_traces_at, codes_of
+from training.taste_traces import TASTE_FEATURES, coded_traces_at
 
 SESSION_GAP = pd.Timedelta(minutes=30)  # as the importers cut sessions
 NEW_SESSION = "__request__"  # the session of a request that continues no live session
