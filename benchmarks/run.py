@@ -32,10 +32,9 @@ def main(
             with console.status("data: generator, importers, identity"):
                 figures, notes = data.run(quick, SHARED_DATA)
             console.print(f"wrote {write_report('data', figures, notes)}")
-        if areas & {"conversion", "serving"}:
+        if "conversion" in areas:
             with console.status("conversion: generate, features, train"):
-                settings, figures, notes = models.prepare(quick, Path(tmp))
-        if "conversion" in areas:  # serving alone needs only the trained system
+                settings, figures, notes = models.prepare(models.world_for(quick), quick, Path(tmp) / "conversion")
             with console.status("conversion: with and without the decision-path features"):
                 extra, extra_notes = models.path_feature_figures(settings, quick)
             figures, notes = figures | extra, notes + extra_notes
@@ -54,6 +53,10 @@ def main(
             figures, notes = figures | extra, notes + extra_notes
             console.print(f"wrote {write_report('conversion', figures, notes)}")
         if "serving" in areas:
+            world = models.serving_world_for(quick)
+            if "conversion" not in areas or world != models.world_for(quick):
+                with console.status("serving: generate, features, train"):
+                    settings, _, _ = models.prepare(world, quick, Path(tmp) / "serving")
             with console.status("serving: /recommend latency"):
                 figures, notes = serving.run(settings, quick, Path(tmp))
             console.print(f"wrote {write_report('serving', figures, notes)}")
