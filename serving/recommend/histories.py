@@ -8,6 +8,7 @@ event within the session gap of now), and to a new session otherwise, as a real 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
@@ -53,13 +54,14 @@ class UserHistories:
     def features(
         self,
         user_id: str,
-        item_ids: np.ndarray,
-        categories: tuple[np.ndarray, dict[str, int]],
+        items: tuple[np.ndarray, Mapping[str, int]],
+        categories: tuple[np.ndarray, Mapping[str, int]],
         now: datetime,
         fresh: pd.DataFrame | None = None,
     ) -> np.ndarray:
-        """(len(item_ids), BEHAVIOUR_FEATURES): showing each of `item_ids` to the user at `now`.
+        """(number of items, BEHAVIOUR_FEATURES): showing each item to the user at `now`.
 
+        `items`: the items' codes and the coding (item id -> code: the catalogue's rows, `Catalog.row_of`);
         `categories`: the items' category codes and the coding (category id -> code; see `category_codes`).
         `fresh`: the user's events stored since these histories were built (with `category_id`), counted too.
         """
@@ -68,7 +70,7 @@ class UserHistories:
         session = NEW_SESSION
         if past.time_ns.size and stamp.value - past.time_ns[-1] <= SESSION_GAP.value:
             session = past.session[-1]
-        history = history_at(past, np.asarray(item_ids, dtype=object), stamp, session)
+        history = history_at(past, items, stamp, session)
         codes, code_of = categories
         traces = coded_traces_at(codes_of(past.category, code_of), past.kind, codes, len(code_of))
         return np.hstack([history, traces])

@@ -554,7 +554,7 @@ class Ranker:
         histories = self.histories
         if histories is not None:
             codes = (items["category_code"], catalog.category_code)
-            found = histories.features(user_id, items["item_id"], codes, now, fresh)
+            found = histories.features(user_id, (rows, catalog.row_of), codes, now, fresh)
         else:  # no log read yet: LightGBM takes its missing-value branches
             found = np.full((rows.size, len(BEHAVIOUR_FEATURES)), np.nan)
         behaviour = dict(zip(BEHAVIOUR_FEATURES, found.T, strict=True))

@@ -36,6 +36,7 @@ EVENTS = _events(
         ("u2", "a", "s3", "add_to_cart", 11),
     ]
 )
+CODE_OF = {"z": 0, "a": 1, "b": 2}  # serving codes items by catalogue row, in no particular order
 
 
 def test_counts_only_events_strictly_before_the_impression() -> None:
@@ -107,7 +108,6 @@ def test_the_serving_form_equals_the_training_form() -> None:
     for row, seen in impressions.iterrows():
         own = UserEvents.of(EVENTS[EVENTS["user_id"] == seen["user_id"]])
         past = own.before(seen["event_timestamp"].value)
-        served = history_at(
-            past, np.array([seen["item_id"]], dtype=object), seen["event_timestamp"], seen["session_id"]
-        )
+        coded = (np.array([CODE_OF[seen["item_id"]]]), CODE_OF)
+        served = history_at(past, coded, seen["event_timestamp"], seen["session_id"])
         np.testing.assert_allclose(served[0], trained[row], rtol=1e-6, err_msg=f"impression {row}")
