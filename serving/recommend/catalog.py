@@ -141,18 +141,19 @@ class Catalog:
         same = items[(items["category_id"] == category) & items["in_stock"]]["item_id"].astype(str)
         return [item for item in same if item not in exclude][:n]
 
-    def candidate_rows(self, *proposals: tuple[list[str], str]) -> tuple[np.ndarray, list[str]]:
+    def candidate_rows(self, *proposals: tuple[list[str], str]) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the in-stock items the (ids, reason) proposals name, then the most popular, without repeats.
 
-        Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason.
+        Items out of stock or unknown to the catalogue are dropped; each kept row has its first proposer's reason
+        (an object array, so later filters index it as they index the rows).
         """
         popular = np.arange(min(MAX_CANDIDATES, len(self.rows)))
         named = [codes_of(ids, self.row_of) for ids, _ in proposals]
         rows = np.concatenate([*named, popular])
-        labels = [reason for _, reason in proposals] + [Source.POPULAR]
+        labels = np.array([reason for _, reason in proposals] + [Source.POPULAR], dtype=object)
         proposer = np.repeat(np.arange(len(labels)), [*(found.size for found in named), popular.size])
         kept = rows >= 0
         rows, proposer = rows[kept], proposer[kept]
         _, first = np.unique(rows, return_index=True)  # each row's first proposal, in proposal order
         first.sort()
-        return rows[first].astype(np.int64), [labels[k] for k in proposer[first]]
+        return rows[first].astype(np.int64), labels[proposer[first]]

@@ -377,7 +377,7 @@ class Ranker:
         def everyone_popular() -> Scored:
             rows = np.arange(min(MAX_CANDIDATES, len(catalog.rows)))
             units = np.nan_to_num(catalog.in_stock["units_30d"][rows].astype(float))
-            return self._scored(catalog, rows, units, [Source.POPULAR] * rows.size)
+            return self._scored(catalog, rows, units, np.full(rows.size, Source.POPULAR, dtype=object))
 
         # The same for every request until the catalogue is reloaded: the fallback must stay cheap under load.
         scored = self._per_catalog("popular", catalog, everyone_popular)
@@ -390,7 +390,7 @@ class Ranker:
             cached = self._catalog_memo[name] = (catalog, build())
         return cached[1]
 
-    def _scored(self, catalog: Catalog, rows: np.ndarray, scores: np.ndarray, reasons: list[str]) -> Scored:
+    def _scored(self, catalog: Catalog, rows: np.ndarray, scores: np.ndarray, reasons: np.ndarray) -> Scored:
         stock = catalog.in_stock
         promoted = self._per_catalog(
             "promoted", catalog, lambda: catalog.promoted(self.settings.overstock_days_of_cover)
@@ -459,7 +459,7 @@ class Ranker:
         )
         sold = self._units_sold(catalog)[rows]
         gone = catalog.in_stock["stock"][rows].astype(float) - sold <= 0
-        rows, sold, reasons = rows[~gone], sold[~gone], [r for r, out in zip(reasons, gone, strict=True) if not out]
+        rows, sold, reasons = rows[~gone], sold[~gone], reasons[~gone]
         if rows.size == 0:
             return RecommendResult([], fallback="popular", model_version=champion.version, notes=["nothing in stock"])
         scores = self._purchase_probabilities(

@@ -55,7 +55,7 @@ class Scored:
 
     item_id: np.ndarray
     score: np.ndarray
-    reason: list[str]
+    reason: np.ndarray  # (candidates,) object: each one's proposer
     category: np.ndarray
     price: np.ndarray
     promoted: np.ndarray  # bool: on promotion or overstocked

@@ -19,7 +19,7 @@ def _scored(promoted: tuple[int, ...] = (), new: tuple[int, ...] = (), views: li
     return Scored(
         item_id=np.asarray([f"i{n}" for n in range(N)], dtype=object),
         score=np.linspace(0.9, 0.0, N),
-        reason=[Source.POPULAR] * N,
+        reason=np.full(N, Source.POPULAR, dtype=object),
         category=np.asarray(["a", "b", "a", "b", "a", "b", "c", "c", "c", "c"], dtype=object),
         price=np.arange(N, dtype=float) * 10 + 5,  # 5, 15, ..., 95
         promoted=np.isin(np.arange(N), promoted),
