@@ -5,8 +5,8 @@ taste for the item's category and for the item within it, their price sensitivit
 repurchase boost of their recent purchases, and the session's intent stage (`siyu.world.simulate`).
 Refitting the conversion model with each of those added as an exact feature, on the same rows and
 holdout, measures what each is worth; the last variant that still lacks one latent is the ceiling for
-a model that cannot observe it. On the 30k-user benchmark world: the model 0.784, with every user
-latent but the stage 0.821, with the stage too 0.839, the oracle 0.847. Only a generated world's
+a model that cannot observe it. On the 200k-user benchmark world: the model 0.788, with every user
+latent but the stage 0.823, with the stage too 0.840, the oracle 0.849. Only a generated world's
 truth makes this possible; imported logs have none.
 
 The gap is in what the brand can see, not in the model. On a 12k-user world (model 0.8006, + true stage
