@@ -10,6 +10,7 @@ from siyu.memory import peak_rss
 from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
+from tiers import clv_probabilistic
 from tiers.build import build_tiers
 from tiers.truth import churn_oracle_auc, lifecycle_agreement, true_lifecycle
 from training.conversion import train_and_register
@@ -124,6 +125,11 @@ def tier_figures(settings: Settings) -> tuple[dict, list[str]]:
         " the earlier snapshot, BG/NBD + Gamma-Gamma (pymc-marketing, MAP) on the purchases before the later one,"
         " and 'the last window repeats', all scored on the later snapshot's users against their realised spend",
     ]
+    if not clv_probabilistic.available():
+        notes.append(
+            "BG/NBD + Gamma-Gamma not scored: pymc-marketing (the `clv` extra, which `make bench` installs) is not"
+            " installed in this environment"
+        )
     return figures, notes
 
 
