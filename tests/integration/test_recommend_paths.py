@@ -24,6 +24,7 @@ from siyu.data.identity import attach_user_ids
 from siyu.data.store import new_part_path, read_table, to_table, write_table_atomic
 from siyu.settings import Settings
 from siyu.tracking import CHAMPION, alias_version
+from training.codes import codes_of
 from training.dataset import labelled_impressions
 from training.impression_history import UNKNOWN_CATEGORY, history_features
 from training.taste_traces import category_codes, taste_traces
@@ -82,6 +83,12 @@ def _stored(settings: Settings, ranker: Ranker, frame: pd.DataFrame) -> Iterator
         ranker.refresh()
 
 
+def _coded(item_ids: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Items as serving passes its candidates to the history features: codes, and the coding (id -> code)."""
+    coding = {item: code for code, item in enumerate(dict.fromkeys(item_ids))}
+    return codes_of(item_ids, coding), coding
+
+
 def _untouched_items(ranker: Ranker, user_id: str, n: int) -> list[str]:
     paths = ranker.paths
     row = paths.users.get_loc(user_id)
@@ -119,7 +126,7 @@ def test_a_new_stored_event_changes_the_users_path_and_intent(ranker, trained_sy
         # The conversion model's history features see the new session too, while it is live.
         now = new["event_time"].max() + timedelta(minutes=5)
         categories = ranker.catalog.items.set_index("item_id")["category_id"].reindex([items[-1], items[0]])
-        served = ranker.histories.features(user, [items[-1], items[0]], category_codes(categories), now)
+        served = ranker.histories.features(user, _coded([items[-1], items[0]]), category_codes(categories), now)
         history = pd.DataFrame(served, columns=BEHAVIOUR_FEATURES)
         assert history["item_purchases_before"].tolist() == [1, 0]
         assert history["item_views_before"].tolist() == [1, 1]
@@ -199,7 +206,7 @@ def test_serving_history_features_match_training_on_logged_impressions(ranker, t
     assert (trained["user_views_before"] > 0).any()  # the traces have something to agree on
     for row, seen in impressions.iterrows():
         served = ranker.histories.features(
-            seen["user_id"], [seen["item_id"]], category_codes([seen["category_id"]]), seen["event_timestamp"]
+            seen["user_id"], _coded([seen["item_id"]]), category_codes([seen["category_id"]]), seen["event_timestamp"]
         )
         np.testing.assert_allclose(served[0], trained.iloc[row].to_numpy(), rtol=1e-6, err_msg=str(seen.to_dict()))
 
