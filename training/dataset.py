@@ -166,6 +166,13 @@ def build_training_set(
     holdout_fraction: float = 0.2,
     seed: int = 0,
 ) -> TrainingSet:
+    """Labelled impressions with every model feature as of their time, split in time for the holdout.
+
+    `max_rows` samples the impressions before the point-in-time join, whose memory grows with them. On the
+    200k-user benchmark world, training on 960k rows instead of 320k raised holdout AUC by 0.0014 (0.7867 ->
+    0.7881, the same 240k holdout rows) while 1.2M sampled rows took the join's peak to 21.5 GB, against
+    10.4 GB at 400k: the default keeps the smaller sample.
+    """
     events = attach_user_ids(
         read_table(settings.events_dir, schema.EVENT_SCHEMA),
         read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA),
