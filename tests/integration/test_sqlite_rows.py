@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+from feast.infra.online_stores.helpers import get_online_store_from_config
 
 from features import repo
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
-from features.online_rows import OnlineRows
 from features.repo import USER_CATEGORY_VIEW, USER_VIEW
 from features.sqlite_rows import read_sqlite
 
@@ -16,7 +16,7 @@ def _feast_read(store, view: str, keys: list[dict[str, str]], features) -> list:
     from feast.protos.feast.types.Value_pb2 import Value
 
     protos = [EntityKey(join_keys=list(k), entity_values=[Value(string_val=v) for v in k.values()]) for k in keys]
-    online = OnlineRows(store, [view])._online
+    online = get_online_store_from_config(store.config.online_store)
     return online.online_read(store.config, store.get_feature_view(view), protos, list(features))
 
 
@@ -27,7 +27,7 @@ def test_reads_match_feasts_for_stored_and_missing_keys(trained_system) -> None:
     categories = pd.read_parquet(repo.item_meta_path(settings))["category_id"].drop_duplicates().tolist()
     user_keys = [{"user_id": u} for u in users.head(25)] + [{"user_id": "no-such-user"}]
     category_keys = [{"user_id": u, "category_id": c} for u in users.head(5) for c in [*categories, "no-such"]]
-    online = OnlineRows(store, [USER_VIEW])._online
+    online = get_online_store_from_config(store.config.online_store)
     stored = 0
     for view, keys, features in (
         (USER_VIEW, user_keys, USER_FEATURES),
