@@ -45,12 +45,13 @@ class OnlineRows:
         if isinstance(self._online, SqliteOnlineStore):
             found = read_sqlite(self._online, self._config, self._views[view], keys, features)
         else:
-            entity_keys = [
-                EntityKey(join_keys=list(key), entity_values=[Value(string_val=v) for v in key.values()])
-                for key in keys
-            ]
-            found = self._online.online_read(self._config, self._views[view], entity_keys, list(features))
+            found = self._online.online_read(self._config, self._views[view], entity_keys(keys), list(features))
         return [None if values is None else OnlineRow(as_of, _floats(values, features)) for as_of, values in found]
+
+
+def entity_keys(keys: Sequence[Mapping[str, str]]) -> list[EntityKey]:
+    """Feast's entity-key protos for keys of string values (join key -> value)."""
+    return [EntityKey(join_keys=list(key), entity_values=[Value(string_val=v) for v in key.values()]) for key in keys]
 
 
 def _floats(values: Mapping[str, Value], features: Sequence[str]) -> dict[str, float | None]:

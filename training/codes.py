@@ -8,7 +8,7 @@ import numpy as np
 
 
 def codes_of(keys: Sequence[str] | np.ndarray, code_of: Mapping[str, int]) -> np.ndarray:
-    """Each key's code in `code_of`, -1 for a key it does not hold (a category then matches no candidate).
+    """Each key's code in `code_of`, -1 for a key it does not hold (which then matches no candidate).
 
     A dict lookup per key: for the few hundred keys of one request, cheaper than building a pandas Index.
     """

@@ -7,17 +7,9 @@ from feast.infra.online_stores.helpers import get_online_store_from_config
 
 from features import repo
 from features.build import USER_CATEGORY_FEATURES, USER_FEATURES
+from features.online_rows import entity_keys
 from features.repo import USER_CATEGORY_VIEW, USER_VIEW
 from features.sqlite_rows import read_sqlite
-
-
-def _feast_read(store, view: str, keys: list[dict[str, str]], features) -> list:
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    protos = [EntityKey(join_keys=list(k), entity_values=[Value(string_val=v) for v in k.values()]) for k in keys]
-    online = get_online_store_from_config(store.config.online_store)
-    return online.online_read(store.config, store.get_feature_view(view), protos, list(features))
 
 
 def test_reads_match_feasts_for_stored_and_missing_keys(trained_system) -> None:
@@ -34,7 +26,7 @@ def test_reads_match_feasts_for_stored_and_missing_keys(trained_system) -> None:
         (USER_CATEGORY_VIEW, category_keys, USER_CATEGORY_FEATURES),
     ):
         ours = read_sqlite(online, store.config, store.get_feature_view(view), keys, features)
-        theirs = _feast_read(store, view, keys, features)
+        theirs = online.online_read(store.config, store.get_feature_view(view), entity_keys(keys), list(features))
         assert len(ours) == len(theirs) == len(keys)
         for (our_ts, our_values), (their_ts, their_values) in zip(ours, theirs, strict=True):
             assert our_ts == their_ts

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
 from hypothesis import given
 from hypothesis import strategies as st
 
+from features.online_rows import entity_keys
 from features.sqlite_rows import entity_key_bytes
 
 NAMES = st.sampled_from(["user_id", "category_id", "item_id", "z", "ünïcode"])
@@ -15,5 +14,5 @@ NAMES = st.sampled_from(["user_id", "category_id", "item_id", "z", "ünïcode"])
 
 @given(st.dictionaries(NAMES, st.text(max_size=40), min_size=1, max_size=3))
 def test_string_keys_serialise_as_feast_does(key: dict[str, str]) -> None:
-    proto = EntityKey(join_keys=list(key), entity_values=[Value(string_val=v) for v in key.values()])
+    (proto,) = entity_keys([key])
     assert entity_key_bytes([key]) == [serialize_entity_key(proto, entity_key_serialization_version=3)]
