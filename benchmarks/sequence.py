@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from siyu.settings import settings_under
+from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
 from training.sequence.artifacts import compare_artifacts, request_tokens
+from training.sequence.ceiling import observable_ceiling
 from training.sequence.comparison import REPORTED, compare
 from training.sequence.data import SequenceData, Split, leave_last_out
 from training.sequence.recommender import SASRecRecommender
@@ -33,12 +34,15 @@ def world_for(quick: bool) -> WorldConfig:
     )
 
 
-def _datasets(quick: bool, root: Path, shared: Path, extra: list[Path]) -> dict[str, tuple[SequenceData, object]]:
+Datasets = dict[str, tuple[SequenceData, Settings | None]]
+
+
+def _datasets(quick: bool, root: Path, shared: Path, extra: list[Path]) -> Datasets:
+    """Each dataset's sequences, and for the generated world the settings its truth is read through."""
     world = world_for(quick)
     settings = settings_under(root / "sequence-world")
     generate_world(world, settings, progress=False)
-    synthetic = own_events(settings)
-    out: dict[str, tuple[SequenceData, object]] = {"synthetic": (synthetic, oracle_for(settings, synthetic))}
+    out: Datasets = {"synthetic": (own_events(settings), settings)}
     out["online_retail"] = (from_online_retail(shared / "online_retail" / "online-retail.csv.gz"), None)
     out["taobao"] = (from_taobao(shared / "taobao" / "UserBehavior_head.csv"), None)
     for path in extra:
@@ -54,9 +58,10 @@ def run(quick: bool, root: Path, shared: Path, extra: list[Path], announce=print
         " so only questions whose target is new to the user count (the seen-kept tables count every question)",
         f"model budget {budget / 60:g} min wall clock on this machine's cores; baselines tuned on the validation step",
     ]
-    for name, (data, oracle) in _datasets(quick, root, shared, extra).items():
+    for name, (data, truth) in _datasets(quick, root, shared, extra).items():
         announce(f"sequence: {name}")
         split = leave_last_out(data)
+        oracle = oracle_for(truth, data) if truth is not None else None
         result = compare(split, budget, oracle=oracle, announce=announce)
         figures[name] = {
             m: {k: row[k] for k in (*REPORTED, "sequences_per_second") if k in row}
@@ -76,6 +81,13 @@ def run(quick: bool, root: Path, shared: Path, extra: list[Path], announce=print
         figures[f"{name}_training_rss_growth_mb"] = round(model_row.get("rss_growth_mb", float("nan")))
         if result.model is not None:
             figures |= _serving_figures(name, split, result.model)
+        if truth is not None and (ceiling := observable_ceiling(truth, split)):
+            announce(f"{name}: oracle told less, rung by rung")
+            figures[f"{name}_observable_ceiling"] = {rung: round(v, 4) for rung, v in ceiling.items()}
+            ours = result.seen_excluded["sasrec"]["ndcg@10"]
+            figures[f"{name}_vs_observable_ceiling"] = round(ours / ceiling["session_from_gaps"], 4)
+            best = result.best_baseline()[1]
+            figures[f"{name}_observable_ceiling_vs_best_baseline"] = round(ceiling["session_from_gaps"] / best, 4)
         notes.append(
             f"{name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_steps:,} steps,"
             f" {len(split.test):,} test users" + "".join(f"; {m} skipped: {why}" for m, why in result.skipped.items())

@@ -23,7 +23,7 @@ dense probabilities for evaluation.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ from siyu.world.sequential import (
     COMPLEMENT_DRAWS,
     DUE_DRAWS,
     STAGE_LOGIT,
+    STAGE_PROBS,
     STAGES,
     STORE_DRAW_SCALE,
     TASTE_DRAWS,
@@ -148,13 +149,26 @@ def _state_ingredients(
     }
 
 
-def oracle_next_item_scores(source: Settings | Path, user_ids: Sequence[str], item_ids: Sequence[str]) -> np.ndarray:
+# What an oracle may know: its truth rows (one per user, indexed by the world's user id) rewritten to hide
+# something, e.g. `stage_blind`. The rewrite keeps every column, so the same probabilities follow.
+Knowledge = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def oracle_next_item_scores(
+    source: Settings | Path,
+    user_ids: Sequence[str],
+    item_ids: Sequence[str],
+    knowledge: Knowledge | None = None,
+    shares: pd.Series | None = None,
+) -> np.ndarray:
     """(len(user_ids), len(item_ids)) float32: each user's true probability of each item at their last observable
     step; NaN rows for users without one, 0 for items the world does not have.
 
     `source` is the settings of a generated world or its truth directory (which sits in the data directory,
     beside the price book that store steps need). Probabilities are normalised over the world's whole
-    catalogue, so a row sums to 1 when `item_ids` is the catalogue.
+    catalogue, so a row sums to 1 when `item_ids` is the catalogue. A less knowing oracle, to measure what
+    each piece of hidden truth is worth: `knowledge` rewrites the truth rows first, and `shares` (item id ->
+    within-category share; missing items 0) replaces the items' true popularity shares.
     """
     if isinstance(source, Settings):
         truth_dir, prices_path = source.truth_dir, source.prices_path
@@ -162,7 +176,11 @@ def oracle_next_item_scores(source: Settings | Path, user_ids: Sequence[str], it
         truth_dir = Path(source)
         prices_path = truth_dir.parent / "prices.parquet"
     rows = pd.read_parquet(truth_dir / "next_item.parquet").set_index("user_id")
+    if knowledge is not None:
+        rows = knowledge(rows)
     catalogue = _Catalogue(truth_dir, prices_path)
+    if shares is not None:
+        catalogue.share = shares.reindex(catalogue.index).fillna(0.0).to_numpy(dtype=float)
     out = np.full((len(user_ids), len(item_ids)), np.nan, dtype=np.float32)
     pick = rows.index.get_indexer(pd.Index(user_ids))
     column = catalogue.index.get_indexer(pd.Index(item_ids))
@@ -171,6 +189,25 @@ def oracle_next_item_scores(source: Settings | Path, user_ids: Sequence[str], it
         block = wanted[lo : lo + USER_BLOCK]
         dense = catalogue.probabilities(rows.iloc[pick[block]])
         out[block] = np.where(column >= 0, dense[:, np.maximum(column, 0)], 0.0)
+    return out
+
+
+def stage_blind(rows: pd.DataFrame) -> pd.DataFrame:
+    """The truth rows without the session's intent stage: a regular session's draw rates at their average
+    over `STAGE_PROBS`. Replenishment sessions keep theirs (every one is in the purchase stage), and whether
+    a session is one stays known.
+
+    A step's sequential rate mixes due and complement draws, which the rows do not keep apart, so it is
+    scaled by the ratio of the two kinds' summed stage rates: exact for either kind alone's ordering.
+    """
+    regular = ~rows["replenishment"].to_numpy(dtype=bool)
+    stage = pd.Index(STAGES).get_indexer(rows["intent_stage"])
+    scale = np.where((rows["channel"] == "pos").to_numpy(), STORE_DRAW_SCALE, 1.0)
+    sequential = DUE_DRAWS + COMPLEMENT_DRAWS
+    ratio = np.where(regular, float(STAGE_PROBS @ sequential) / sequential[stage], 1.0)
+    out = rows.copy()
+    out["taste_rate"] = np.where(regular, scale * float(STAGE_PROBS @ TASTE_DRAWS), 0.0)
+    out["seq_rates"] = [np.asarray(r, dtype=float) * k for r, k in zip(rows["seq_rates"], ratio, strict=True)]
     return out
 
 

@@ -20,6 +20,7 @@ from training.sequence.baselines import (
 )
 from training.sequence.data import SequenceData, Split, from_steps, leave_last_out
 from training.sequence.evaluation import OracleRecommender, Recommender, benchmark, evaluate, repeat_targets
+from training.sequence.signals import history_weights
 
 T0 = 1_700_000_000
 
@@ -205,3 +206,25 @@ def test_category_popularity_follows_the_newest_steps_category() -> None:
     x = int(np.flatnonzero(data.user_ids == "x")[0])
     assert top_item(rec, data, x, 2) in {"shoe1", "shoe2"}  # newest step a shoe: shoes first, hats after
     assert top_item(rec, data, x, 1) == "hat2"  # newest step a hat
+
+
+def test_session_scope_reads_the_category_the_session_is_about() -> None:
+    """Hats yesterday, shoes today with one hat among them: the session in progress is a shoe session."""
+    category = {"shoe1": "shoes", "shoe2": "shoes", "shoe3": "shoes", "hat1": "hats", "hat2": "hats", "hat3": "hats"}
+    # Minutes apart within a session, a day apart between sessions.
+    history = [("hat1", 0), ("hat2", 60), ("shoe3", 86_400), ("shoe1", 86_460), ("hat2", 86_520)]
+    rows = [("x", item, T0 + offset, "view", f"x-{offset // 86_400}", "app") for item, offset in history]
+    rows += [(f"u{n}", item, T0, "view", f"u{n}", "app") for n in range(5) for item in ("shoe2", "hat3")]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "time", "action", "session_id", "channel"])
+    data = from_steps(frame).with_categories(pd.Series(category))
+    x, cut = np.flatnonzero(data.user_ids == "x")[:1], np.array([5])
+    today = history_weights(data, x, cut, sessions=1)
+    assert sorted(data.item_vocab[today.indices - 1]) == ["hat2", "shoe1", "shoe3"]
+    assert history_weights(data, x, cut, sessions=2).nnz == 4  # both days; hat2's two steps share a column
+    grid = {"window_days": (None,), "decay": (1.0,), "popularity_weight": (0.1,)}
+    session = CategoryPopularity(grid={**grid, "scope": ("session",)})
+    recent = CategoryPopularity(grid={**grid, "scope": ("recent",)})
+    for rec in (session, recent):
+        rec.fit(leave_last_out(data, min_steps=1))
+    assert top_item(session, data, int(x[0]), 5) == "shoe2"  # two shoes and a hat today
+    assert top_item(recent, data, int(x[0]), 5) == "hat3"  # three hats and two shoes over both days

@@ -77,9 +77,16 @@ def test_output_shapes(split: Split, fitted: SASRecRecommender) -> None:
     assert probs.shape == (5,) and ((probs >= 0) & (probs <= 1)).all()
 
 
+# The session-aware variant: an attention bias by sessions apart (read from gaps), and an output bias per item.
+SESSIONS = SMALL.model_copy(update={"session_bias": True, "item_bias": True})
+
+
+@pytest.mark.parametrize("config", [SMALL, SESSIONS], ids=["plain", "session-aware"])
 @pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["item", "action", "channel", "gap"])
-def test_a_later_step_never_changes_an_earlier_position(which: int) -> None:
-    model = DecisionPathModel(SMALL, n_items=N_ITEMS, n_channels=2).eval()
+def test_a_later_step_never_changes_an_earlier_position(which: int, config: SequenceModelConfig) -> None:
+    model = DecisionPathModel(config, n_items=N_ITEMS, n_channels=2).eval()
+    if config.session_bias:  # a bias that starts at zero would hide a leak through it
+        torch.nn.init.normal_(model.session_bias.weight)
     tokens = random_tokens(4, 10, N_ITEMS)
     changed = [t.clone() for t in tokens]
     changed[which][:, 6] = changed[which][:, 6] % (changed[which].max()) + 1  # a different real token at step 6
@@ -89,8 +96,11 @@ def test_a_later_step_never_changes_an_earlier_position(which: int) -> None:
     assert not torch.allclose(before[:, 6], after[:, 6])
 
 
-def test_padding_never_changes_real_positions() -> None:
-    model = DecisionPathModel(SMALL, n_items=N_ITEMS, n_channels=2).eval()
+@pytest.mark.parametrize("config", [SMALL, SESSIONS], ids=["plain", "session-aware"])
+def test_padding_never_changes_real_positions(config: SequenceModelConfig) -> None:
+    model = DecisionPathModel(config, n_items=N_ITEMS, n_channels=2).eval()
+    if config.session_bias:
+        torch.nn.init.normal_(model.session_bias.weight)
     tokens = random_tokens(1, 6, N_ITEMS)
     padded = [torch.cat([torch.zeros(1, 9, dtype=t.dtype), t], dim=1) for t in tokens]
     with torch.no_grad():
@@ -268,3 +278,24 @@ def test_category_side_info_ties_items_to_their_category_and_survives_save_and_l
     )
     assert off.category is None and "item_category" not in off.state_dict()
     assert DecisionPathModel(SMALL, N_ITEMS, 2).category is None  # a log without categories
+
+
+def test_session_bias_sets_attention_by_sessions_apart_and_the_item_bias_reaches_every_loss() -> None:
+    model = DecisionPathModel(SESSIONS, n_items=N_ITEMS, n_channels=2).eval()
+    with torch.no_grad():
+        model.session_bias.weight.normal_()
+        model.output_bias.normal_()
+        model.gap.weight[7] = model.gap.weight[3]  # the two gaps below differ only in opening a session
+    item, action, channel, _ = random_tokens(1, 6, N_ITEMS)
+    within = torch.tensor([[1, 2, 2, 3, 2, 2]])  # one session: every gap under an hour
+    split_in_two = torch.tensor([[1, 2, 2, 7, 2, 2]])  # a day's gap before step 3 opens a second session
+    with torch.no_grad():
+        one, two = model.encode(item, action, channel, within), model.encode(item, action, channel, split_in_two)
+        # Steps before the boundary see the same sessions either way; from it on, only the bias tells them apart.
+        torch.testing.assert_close(one[:, :3], two[:, :3], rtol=0, atol=0)
+        assert not torch.allclose(one[:, 4:], two[:, 4:])
+        model.session_bias.weight.zero_()
+        no_bias = model.encode(item, action, channel, within), model.encode(item, action, channel, split_in_two)
+        torch.testing.assert_close(*no_bias, rtol=0, atol=0)
+        queries, table = model.scoring_pair(one[0])
+        torch.testing.assert_close(queries @ table.T, model.item_logits(one[0]))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from siyu.settings import Settings, settings_under
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
+from siyu.world.next_item import stage_blind
 from training.sequence.baselines import Popularity, Transitions
+from training.sequence.ceiling import RUNGS, observable_ceiling
 from training.sequence.data import leave_last_out
 from training.sequence.evaluation import OracleRecommender, benchmark
 from training.sequence.sources import own_events, read_dataset
@@ -34,6 +37,32 @@ def test_oracle_rows_line_up_with_the_sequences_and_beat_the_baselines(world: Se
     popularity = benchmark(Popularity(), split)
     transitions = benchmark(Transitions(), split)
     assert oracle["ndcg@10"] > 1.1 * max(popularity["ndcg@10"], transitions["ndcg@10"])
+
+
+def test_the_oracle_told_less_ranks_worse_down_to_what_the_log_shows(world: Settings) -> None:
+    split = leave_last_out(own_events(world))
+    rungs = observable_ceiling(world, split)
+    assert list(rungs) == list(RUNGS)
+    full = benchmark(OracleRecommender(oracle_for(world, split.data)), split)["ndcg@10"]
+    assert rungs["oracle"] == pytest.approx(full)
+    # Reading the session from gaps loses the session's true category and start: a clear step down.
+    assert rungs["session_from_gaps"] < 0.98 * rungs["stage_blind"] <= rungs["oracle"]
+    assert rungs["session_from_gaps"] > benchmark(Popularity(), split)["ndcg@10"]
+
+
+def test_a_stage_blind_oracle_gives_every_regular_session_the_same_rates(world: Settings) -> None:
+    rows = pd.read_parquet(world.truth_dir / "next_item.parquet")
+    blind = stage_blind(rows)
+    assert list(blind.columns) == list(rows.columns) and len(blind) == len(rows)
+    regular_online = ~blind["replenishment"] & (blind["channel"] != "pos")
+    assert rows.loc[regular_online, "intent_stage"].nunique() == 3
+    assert blind.loc[regular_online, "taste_rate"].nunique() == 1
+    replenishing = blind["replenishment"].to_numpy()
+    assert (blind.loc[replenishing, "taste_rate"] == rows.loc[replenishing, "taste_rate"]).all()
+
+
+def test_a_world_without_truth_has_no_ceiling(tmp_path: Path) -> None:
+    assert observable_ceiling(settings_under(tmp_path), None) == {}  # type: ignore[arg-type]
 
 
 def test_a_dataset_without_world_truth_has_no_oracle(tmp_path: Path) -> None:

@@ -184,8 +184,9 @@ class CategoryPopularity(Popularity):
     """The categories of the user's recent steps, then the most popular items in them.
 
     A user's weight for category c is the recency-weighted share of their last `history_steps` steps in c
-    (decay 0: the newest step's category alone); an item scores its category's weight (max 1) plus
-    `popularity_weight` times its popularity rank. Where interest moves within a category, as in most
+    (decay 0: the newest step's category alone), or with `scope` "session" the share of the session in
+    progress only; an item scores its category's weight (max 1) plus `popularity_weight` times its
+    popularity rank. Where interest moves within a category, as in most
     retail sessions, this is the baseline to beat; a log without item categories skips it.
     """
 
@@ -194,6 +195,7 @@ class CategoryPopularity(Popularity):
         "window_days": (None, 7.0),
         "decay": (0.0, 0.5, 0.8, 1.0),
         "popularity_weight": (0.1, 0.5, 1.0),
+        "scope": ("recent", "session"),
     }
 
     def __init__(self, history_steps: int = 50, **kwargs: Any) -> None:
@@ -213,7 +215,10 @@ class CategoryPopularity(Popularity):
         )
 
     def score(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
-        recent = history_weights(data, users, cut, decay=self.params["decay"], last=self.history_steps)
+        sessions = 1 if self.params.get("scope") == "session" else None
+        recent = history_weights(
+            data, users, cut, decay=self.params["decay"], last=self.history_steps, sessions=sessions
+        )
         mix = (recent.astype(np.float32) @ self._in_category).toarray()
         mix[:, 0] = 0.0  # padding and items without a category carry no interest
         peak = mix.max(axis=1, keepdims=True)

@@ -20,6 +20,9 @@ ACTIONS: tuple[str, ...] = ("view", "favourite", "add_to_cart", "purchase")  # t
 # Time since the user's previous step, in seconds: token 1 is a first step, 2.. the len(GAP_EDGES) + 1 buckets.
 GAP_EDGES = np.array([60, 600, 3_600, 6 * 3_600, 86_400, 3 * 86_400, 7 * 86_400, 30 * 86_400])
 GAP_TOKENS = len(GAP_EDGES) + 3  # padding, first step, one per bucket (below the first edge .. above the last)
+# A step this long after the user's previous one opens a new session (as does a user's first step). Sessions
+# are read from gaps because every log format here has times, while only some name their sessions.
+SESSION_GAP_SECONDS = 3_600
 STEP_COLUMNS = ("user_id", "item_id", "time", "action", "channel", "session_id")
 
 
@@ -328,6 +331,14 @@ def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
 def gap_tokens(seconds: np.ndarray) -> np.ndarray:
     """Gap token (2..GAP_TOKENS - 1) of each time since a previous step, in seconds."""
     return 2 + np.searchsorted(GAP_EDGES, seconds, side="right")
+
+
+SESSION_GAP_TOKEN = int(gap_tokens(np.array([SESSION_GAP_SECONDS]))[0])
+
+
+def opens_session(gap: np.ndarray) -> np.ndarray:
+    """(steps,) bool: the step with this gap token is its session's first (a first step, or one after an hour)."""
+    return (gap == 1) | (gap >= SESSION_GAP_TOKEN)
 
 
 def epoch_seconds(time: pd.Series) -> np.ndarray:

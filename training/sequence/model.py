@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from training.sequence.data import ACTIONS, GAP_TOKENS
+from training.sequence.data import ACTIONS, GAP_TOKENS, opens_session
+
+SESSION_DISTANCES = 8  # sessions apart the attention bias tells from each other; farther ones share the last
 
 # Catalogue size up to which loss="auto" trains with the full softmax (cheap enough on 2 cores below it).
 SOFTMAX_MAX_ITEMS = 20_000
@@ -75,6 +77,16 @@ class SequenceModelConfig(BaseModel):
     )
     budget_seconds: float | None = Field(
         None, gt=0, description="(seconds) wall-clock training budget; the best checkpoint so far is kept"
+    )
+    session_bias: bool = Field(
+        False,
+        description="(bool) a learned attention bias per head for how many sessions apart (a gap of an hour or "
+        "more opens one) a query step and an earlier step are, so the current session can be read as a unit",
+    )
+    item_bias: bool = Field(
+        False,
+        description="(bool) a learned per-item output bias beside the tied vectors, so how popular an item is "
+        "needs no direction in its vector and the vectors keep to what the history says",
     )
     category_side_info: bool = Field(
         True,
@@ -179,6 +191,10 @@ class DecisionPathModel(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.intent_head = nn.Linear(hidden, 1)
         self.query_gap = nn.Embedding(GAP_TOKENS, hidden, padding_idx=0) if config.query_gap else None
+        self.output_bias = nn.Parameter(torch.zeros(n_items + 1)) if config.item_bias else None
+        self.session_bias = nn.Embedding(SESSION_DISTANCES, config.heads) if config.session_bias else None
+        if self.session_bias is not None:
+            nn.init.zeros_(self.session_bias.weight)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -209,9 +225,21 @@ class DecisionPathModel(nn.Module):
         eye = torch.eye(length, dtype=torch.bool, device=item.device)
         allowed = (causal & real[:, None, :]) | eye
         allowed = allowed.unsqueeze(1)  # broadcast over heads
+        if self.session_bias is not None:
+            allowed = self._with_session_bias(allowed, gap)
         for block in self.blocks:
             x = block(x, allowed)
         return self.norm(x)
+
+    def _with_session_bias(self, allowed: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+        """The boolean mask as an additive float mask carrying each head's bias for the sessions between steps.
+
+        Session numbers only count boundaries up to each step, so a position never learns of later steps.
+        """
+        session = torch.cumsum(opens_session(gap).to(torch.int64), dim=1)
+        apart = (session[:, :, None] - session[:, None, :]).clamp(0, SESSION_DISTANCES - 1)
+        bias = self.session_bias(apart).permute(0, 3, 1, 2)  # (batch, heads, length, length)
+        return bias.masked_fill(~allowed, float("-inf"))
 
     def for_query(self, hidden: torch.Tensor, query_gap: torch.Tensor | None) -> torch.Tensor:
         """Hidden states conditioned on the request's gap token (0 = unknown: unchanged), when the config asks."""
@@ -229,7 +257,17 @@ class DecisionPathModel(nn.Module):
     def item_logits(self, hidden: torch.Tensor, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every item token (column 0 = padding) for hidden states (..., hidden); pass `item_vectors()`
         when scoring many batches under one set of weights."""
-        return hidden @ (self.item_vectors() if item_vectors is None else item_vectors).T
+        logits = hidden @ (self.item_vectors() if item_vectors is None else item_vectors).T
+        return logits if self.output_bias is None else logits + self.output_bias
+
+    def scoring_pair(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(queries, output table) whose product is `item_logits(hidden)`: the bias rides as a constant input
+        column, so every next-item loss scores with it without knowing it is there."""
+        vectors = self.item_vectors()
+        if self.output_bias is None:
+            return hidden, vectors
+        ones = torch.ones(*hidden.shape[:-1], 1, dtype=hidden.dtype)
+        return torch.cat([hidden, ones], dim=-1), torch.cat([vectors, self.output_bias[:, None]], dim=-1)
 
     def intent_logit(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logit of P(a purchase follows later in this session) for hidden states (..., hidden)."""

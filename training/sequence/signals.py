@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from training.sequence.data import SequenceData, history_positions
+from training.sequence.data import SequenceData, history_positions, opens_session
 
 DAY_SECONDS = 86_400
 
@@ -54,11 +54,13 @@ def history_weights(
     decay: float = 1.0,
     last: int | None = None,
     newest_only: bool = False,
+    sessions: int | None = None,
 ) -> sp.csr_matrix:
     """(len(users), n_items + 1) recency-weighted histories: a step `a` steps before the newest weighs decay**a.
 
     Repeated items add up (a frequency) unless `newest_only`, which keeps each item's newest occurrence
     (a set with recency). `last` keeps only the newest `last` steps; decay 0 keeps the newest step alone.
+    `sessions` keeps only the steps of the history's newest `sessions` sessions (1: the session in progress).
     """
     positions, indptr = history_positions(data, users, cut)
     lengths = np.diff(indptr)
@@ -66,6 +68,10 @@ def history_weights(
     age = np.repeat(indptr[1:], lengths) - 1 - np.arange(positions.size)
     items = data.item[positions].astype(np.int64)
     keep = np.ones(positions.size, dtype=bool) if last is None else age < last
+    if sessions is not None and positions.size:
+        opened = np.cumsum(opens_session(data.gap[positions]))
+        newer_openings = opened[np.repeat(indptr[1:], lengths) - 1] - opened  # sessions begun after each step
+        keep &= newer_openings < sessions
     if newest_only:
         key = rows * (data.n_items + 1) + items
         order = np.lexsort((age, key))

@@ -147,7 +147,7 @@ def _train_epoch(
         target = batch.target[batch.real]
         scored = target > 0  # positions whose next step is a deepening train the intent head only
         queried = model.for_query(hidden[scored], batch.target_gap[batch.real][scored])
-        loss = next_item_loss(queried, model.item_vectors(), target[scored]) if scored.any() else hidden.sum() * 0
+        loss = next_item_loss(*model.scoring_pair(queried), target[scored]) if scored.any() else hidden.sum() * 0
         if use_intent:
             loss = loss + config.intent_weight * intent_loss(model.intent_logit(hidden), batch.intent[batch.real])
         optimiser.zero_grad(set_to_none=True)

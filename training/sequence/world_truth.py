@@ -14,17 +14,21 @@ import pandas as pd
 from siyu.data import schema
 from siyu.data.store import read_table
 from siyu.settings import Settings
-from siyu.world.next_item import oracle_next_item_scores
+from siyu.world.next_item import Knowledge, oracle_next_item_scores
 from training.sequence.data import SequenceData, last_touches
 from training.sequence.evaluation import OracleSource
 
 
-def oracle_for(settings: Settings, data: SequenceData) -> OracleSource | None:
-    """A callable (unified user ids, item ids) -> probabilities, or None when the data has no world truth."""
+def oracle_for(
+    settings: Settings, data: SequenceData, knowledge: Knowledge | None = None, shares: pd.Series | None = None
+) -> OracleSource | None:
+    """A callable (unified user ids, item ids) -> probabilities, or None when the data has no world truth.
+
+    `knowledge` and `shares` make a less knowing oracle (see `oracle_next_item_scores`)."""
     if not settings.truth_next_item_path.exists():
         return None
     truth = pd.read_parquet(settings.truth_next_item_path, columns=["user_id", "item_id"])
-    true_of = _true_user_ids(settings)
+    true_of = true_user_ids(settings)
     _, last, _ = last_touches(data)  # the test target: the user's last touch
     last_item = np.where(last >= 0, data.item_vocab[data.item[data.offsets[:-1] + np.maximum(last, 0)] - 1], None)
     frame = pd.DataFrame({"unified": data.user_ids, "true": true_of.reindex(data.user_ids).to_numpy()})
@@ -34,12 +38,12 @@ def oracle_for(settings: Settings, data: SequenceData) -> OracleSource | None:
 
     def scores(user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         mapped = true_id.reindex(user_ids).fillna("").to_numpy()
-        return oracle_next_item_scores(settings, list(mapped), list(item_ids))
+        return oracle_next_item_scores(settings, list(mapped), list(item_ids), knowledge, shares)
 
     return scores
 
 
-def _true_user_ids(settings: Settings) -> pd.Series:
+def true_user_ids(settings: Settings) -> pd.Series:
     """unified user id -> the world's true user id, through identifiers in both the identity map and the truth."""
     identity = read_table(settings.identity_map_path, schema.IDENTITY_MAP_SCHEMA)
     truth = pd.read_parquet(settings.truth_identity_path)
