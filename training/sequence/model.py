@@ -34,12 +34,19 @@ class SequenceModelConfig(BaseModel):
     layers: int = Field(2, ge=1, description="(int) transformer blocks")
     heads: int = Field(2, ge=1, description="(int) attention heads; must divide `hidden`")
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="(fraction) dropout on embeddings, block outputs and FFN")
-    max_len: int = Field(200, ge=2, description="(int) L: only a user's last L steps are read")
+    max_len: int = Field(
+        50,
+        ge=2,
+        description="(int) L: a training window's steps, and the newest L steps a read sees. 50, with four windows "
+        "per user, the session bias, the item bias and the query gap: 0.2443 NDCG@10 on the 20k-user world against "
+        "0.2313 at 200 with one window and none of them; short windows without the session bias, or the session "
+        "bias over 200 steps, stayed within 0.003 of that",
+    )
     lr: float = Field(1e-3, gt=0, description="(float) AdamW learning rate")
     weight_decay: float = Field(0.0, ge=0, description="(float) AdamW decoupled weight decay (embeddings included)")
     batch_size: int = Field(128, ge=1, description="(int) user sequences per optimiser step")
     windows_per_user: int = Field(
-        1,
+        4,
         ge=1,
         description="(int) training windows of max_len steps a long history gives, newest first (1 = only its "
         "last max_len steps, as in SASRec)",
@@ -56,7 +63,12 @@ class SequenceModelConfig(BaseModel):
     intent_weight: float = Field(0.2, ge=0.0, description="(float) weight of the purchase-intent BCE in the loss")
     seed: int = Field(42, description="(int) seeds initialisation, shuffling and dropout")
     max_epochs: int = Field(100, ge=1, description="(int) most passes over the training users")
-    patience: int = Field(5, ge=1, description="(int) epochs without a better validation NDCG@10 before stopping")
+    patience: int = Field(
+        8,
+        ge=1,
+        description="(int) epochs without a better validation NDCG@10 before stopping: the sampled validation "
+        "moves by about 0.002 from epoch to epoch, as much as a slow climb gains in several",
+    )
     valid_sample: int | None = Field(
         10_000,
         ge=1,
@@ -71,7 +83,7 @@ class SequenceModelConfig(BaseModel):
         "each OpenMP barrier waiting for a descheduled thread",
     )
     query_gap: bool = Field(
-        False,
+        True,
         description="(bool) condition next-item scores on the time from the newest step to the request (the "
         "target's gap bucket in training): tells a continuing session from a new one",
     )
@@ -79,12 +91,12 @@ class SequenceModelConfig(BaseModel):
         None, gt=0, description="(seconds) wall-clock training budget; the best checkpoint so far is kept"
     )
     session_bias: bool = Field(
-        False,
+        True,
         description="(bool) a learned attention bias per head for how many sessions apart (a gap of an hour or "
         "more opens one) a query step and an earlier step are, so the current session can be read as a unit",
     )
     item_bias: bool = Field(
-        False,
+        True,
         description="(bool) a learned per-item output bias beside the tied vectors, so how popular an item is "
         "needs no direction in its vector and the vectors keep to what the history says",
     )

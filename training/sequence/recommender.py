@@ -18,6 +18,10 @@ from training.sequence.inference import encode_histories, intent_probabilities, 
 from training.sequence.model import DecisionPathModel, SequenceModelConfig
 from training.sequence.train import TrainResult, train
 
+# Knobs added after models were first saved, at the value those models were trained with: a file that does not
+# name one predates it, and the new default would build layers its weights do not have.
+KNOBS_ADDED_OFF = {"session_bias": False, "item_bias": False}
+
 
 @dataclass(frozen=True)
 class EncodedPaths:
@@ -160,7 +164,7 @@ class SASRecRecommender:
     @classmethod
     def load(cls, path: Path | str) -> SASRecRecommender:
         state = torch.load(Path(path), weights_only=True)
-        rec = cls(SequenceModelConfig(**state["config"]), name=state["name"])
+        rec = cls(SequenceModelConfig(**{**KNOBS_ADDED_OFF, **state["config"]}), name=state["name"])
         weights = state["model"]
         rec.model = DecisionPathModel(rec.config, state["n_items"], state["n_channels"], weights.get("item_category"))
         rec.model.load_state_dict(weights)

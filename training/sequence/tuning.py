@@ -79,6 +79,9 @@ def suggest_config(trial: optuna.Trial, base: SequenceModelConfig, budget_second
             "lr": trial.suggest_float("lr", 3e-4, 3e-3, log=True),
             "loss": trial.suggest_categorical("loss", ["softmax", "sampled"]),
             "query_gap": trial.suggest_categorical("query_gap", [False, True]),
+            "session_bias": trial.suggest_categorical("session_bias", [False, True]),
+            "item_bias": trial.suggest_categorical("item_bias", [False, True]),
+            "windows_per_user": trial.suggest_categorical("windows_per_user", [1, 4]),
             "budget_seconds": budget_seconds,
         }
     )
