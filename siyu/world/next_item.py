@@ -197,8 +197,9 @@ def stage_blind(rows: pd.DataFrame) -> pd.DataFrame:
     over `STAGE_PROBS`. Replenishment sessions keep theirs (every one is in the purchase stage), and whether
     a session is one stays known.
 
-    A step's sequential rate mixes due and complement draws, which the rows do not keep apart, so it is
-    scaled by the ratio of the two kinds' summed stage rates: exact for either kind alone's ordering.
+    A row's sequential rate mixes due and complement draws, which the rows do not keep apart, so it is scaled
+    by the ratio of the two kinds' summed rates (stage-averaged over the stage's own): an approximation, exact
+    only where the two kinds' rates move in step across stages.
     """
     regular = ~rows["replenishment"].to_numpy(dtype=bool)
     stage = pd.Index(STAGES).get_indexer(rows["intent_stage"])
