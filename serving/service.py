@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import bentoml
 import pandas as pd
+import torch
 from bentoml.exceptions import BentoMLException
 
 from serving.api.api_key import ApiKeyMiddleware
@@ -125,6 +126,9 @@ def request_tracing(settings: Settings) -> dict[str, object]:
 )
 class Siyu:
     def __init__(self) -> None:
+        # A worker is one process per core; torch ops spreading over every core set the workers' threads waiting
+        # on each other (10 clients: 219 rps with torch's default, against 258 rps for one client).
+        torch.set_num_threads(1)
         settings = service_settings()
         self.settings = settings
         self.ranker = Ranker(settings)
