@@ -176,8 +176,6 @@ def oracle_next_item_scores(
         truth_dir = Path(source)
         prices_path = truth_dir.parent / "prices.parquet"
     rows = pd.read_parquet(truth_dir / "next_item.parquet").set_index("user_id")
-    if knowledge is not None:
-        rows = knowledge(rows)
     catalogue = _Catalogue(truth_dir, prices_path)
     if shares is not None:
         catalogue.share = shares.reindex(catalogue.index).fillna(0.0).to_numpy(dtype=float)
@@ -185,9 +183,12 @@ def oracle_next_item_scores(
     pick = rows.index.get_indexer(pd.Index(user_ids))
     column = catalogue.index.get_indexer(pd.Index(item_ids))
     wanted = np.flatnonzero(pick >= 0)
+    asked = rows.iloc[pick[wanted]]  # only the asked users' rows are rewritten, once per call
+    if knowledge is not None:
+        asked = knowledge(asked)
     for lo in range(0, wanted.size, USER_BLOCK):
         block = wanted[lo : lo + USER_BLOCK]
-        dense = catalogue.probabilities(rows.iloc[pick[block]])
+        dense = catalogue.probabilities(asked.iloc[lo : lo + USER_BLOCK])
         out[block] = np.where(column >= 0, dense[:, np.maximum(column, 0)], 0.0)
     return out
 

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from training.sequence.data import SequenceData, Split
 from training.sequence.evaluation import evaluate
 from training.sequence.signals import (
+    category_membership,
     history_weights,
     item_counts,
     popularity_key,
@@ -209,10 +210,7 @@ class CategoryPopularity(Popularity):
         super()._learn(train)
         categories = train.item_category.astype(np.int64)
         self._item_category = categories
-        self._in_category = sp.csr_matrix(
-            (np.ones(categories.size, dtype=np.float32), (np.arange(categories.size), categories)),
-            shape=(categories.size, int(categories.max()) + 1),
-        )
+        self._in_category = category_membership(categories)
 
     def score(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
         sessions = 1 if self.params.get("scope") == "session" else None

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from siyu.settings import Settings
 from siyu.world.next_item import Knowledge, stage_blind
-from training.sequence.data import SESSION_GAP_TOKEN, Split
+from training.sequence.data import Split, opens_session
 from training.sequence.evaluation import OracleRecommender, evaluate
 from training.sequence.inference import query_tokens
-from training.sequence.signals import history_weights
+from training.sequence.signals import category_membership, history_weights
 from training.sequence.world_truth import oracle_for, true_user_ids
 
 RUNGS = ("oracle", "estimated_shares", "stage_blind", "session_from_gaps")
@@ -80,14 +79,10 @@ def _session_from_gaps(settings: Settings, split: Split, world_category: pd.Seri
     data, questions = split.data, split.test
     category = world_category.reindex(data.item_vocab).fillna(-1).to_numpy(dtype=np.int64)
     token_category = np.concatenate([[0], category + 1])  # 0: padding or an item the world does not have
-    in_category = sp.csr_matrix(
-        (np.ones(token_category.size), (np.arange(token_category.size), token_category)),
-        shape=(token_category.size, int(token_category.max()) + 1),
-    )
-    session = history_weights(data, questions.users, questions.cut, sessions=1) @ in_category
+    session = history_weights(data, questions.users, questions.cut, sessions=1) @ category_membership(token_category)
     session = session.toarray()
     session[:, 0] = 0.0
-    opens = query_tokens(data, questions.users, questions.cut) >= SESSION_GAP_TOKEN
+    opens = opens_session(query_tokens(data, questions.users, questions.cut))  # the request read as a step
     read = pd.DataFrame(
         {
             "session_category": session.argmax(axis=1) - 1,

@@ -47,6 +47,15 @@ def user_item_matrix(train: SequenceData) -> sp.csr_matrix:
     return matrix
 
 
+def category_membership(item_category: np.ndarray) -> sp.csr_matrix:
+    """(n_items + 1, categories + 1) one-hot: row k marks item token k's category token (0 = none)."""
+    categories = np.asarray(item_category, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(categories.size, dtype=np.float32), (np.arange(categories.size), categories)),
+        shape=(categories.size, int(categories.max()) + 1),
+    )
+
+
 def history_weights(
     data: SequenceData,
     users: np.ndarray,
