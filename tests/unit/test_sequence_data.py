@@ -188,7 +188,7 @@ def test_training_never_targets_a_deepening() -> None:
 
 def test_earlier_windows_make_every_step_of_a_long_history_a_target_once() -> None:
     data = from_steps(_walks({"a": 25, "b": 4, "c": 1}))
-    for per_user, targeted in ((1, 10 + 3), (2, 20 + 3), (9, 24 + 3)):
+    for per_user, targeted in ((1, 10 + 3), (2, 20 + 3), (9, 24 + 3), (None, 24 + 3)):
         windows = TrainWindows(data, max_len=10, per_user=per_user)
         targets = windows.index[:, 1:][windows.index[:, :-1] != windows.tokens.sentinel]  # steps after an input
         assert targets.size == len(set(targets.tolist())) == targeted  # no step is a target twice

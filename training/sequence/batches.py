@@ -82,8 +82,8 @@ class TrainBatch:
 
 
 class TrainWindows:
-    """Every training user's last max_len + 1 steps, and up to `per_user - 1` earlier windows, as an index
-    matrix built once per fit.
+    """Every training user's last max_len + 1 steps, and up to `per_user - 1` earlier windows (every one when
+    `per_user` is None), as an index matrix built once per fit.
 
     Position t's input is step t and its target is step t + 1, so a window of L + 1 steps gives L inputs.
     A history longer than L + 1 steps gives its earlier steps as further windows ending L steps apart (each
@@ -92,12 +92,14 @@ class TrainWindows:
     and are left out.
     """
 
-    def __init__(self, data: SequenceData, max_len: int, per_user: int = 1) -> None:
+    def __init__(self, data: SequenceData, max_len: int, per_user: int | None = 1) -> None:
         self.tokens = StepTokens.of(data)
         lengths = data.lengths
         users = np.flatnonzero(lengths >= 2)
         targets = lengths[users] - 1
-        count = np.minimum(per_user, -(-targets // max_len))  # windows of L targets each, newest first
+        count = -(-targets // max_len)  # windows of L targets each, newest first
+        if per_user is not None:
+            count = np.minimum(per_user, count)
         self.users = np.repeat(users, count)
         back = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)  # 0 = the newest window
         start, end = data.offsets[self.users], data.offsets[self.users + 1] - back * max_len

@@ -81,7 +81,7 @@ def suggest_config(trial: optuna.Trial, base: SequenceModelConfig, budget_second
             "query_gap": trial.suggest_categorical("query_gap", [False, True]),
             "session_bias": trial.suggest_categorical("session_bias", [False, True]),
             "item_bias": trial.suggest_categorical("item_bias", [False, True]),
-            "windows_per_user": trial.suggest_categorical("windows_per_user", [1, 4]),
+            "windows_per_user": trial.suggest_categorical("windows_per_user", [1, 4, None]),
             "budget_seconds": budget_seconds,
         }
     )
