@@ -39,7 +39,8 @@ class SequenceModelConfig(BaseModel):
         lt=1.0,
         description="(fraction) dropout on embeddings, block outputs and FFN. Validation NDCG@10 peaks within "
         "30 epochs at 0.2 on UCI Online Retail and then falls; 0.4 trains slower and ends higher when every "
-        "window is read",
+        "window is read (full benchmark run: 0.2233 there, 1.01x transitions, against 0.2060 before). On the "
+        "bootstrap world's 90 s budget, 0.4 scored 0.2309 against 0.2266 at 0.2",
     )
     max_len: int = Field(
         50,
