@@ -33,13 +33,17 @@ def test_evaluate_on_a_user_item_file_writes_every_model_and_the_model_learns_or
     out = tmp_path / "result.json"
     result = _evaluate("--dataset", str(_cycles(tmp_path / "cycles.txt")), "--budget-minutes", "0.5", "--out", str(out))
     assert result.exit_code == 0, result.output
-    models = json.loads(out.read_text())["models"]
+    written = json.loads(out.read_text())
+    models = written["models"]
     assert {"popularity", "personal_top_frequency", "transitions", "sasrec", "sasrec_shuffled_order"} <= set(models)
+    assert {"sasrec_blend"} <= set(models) & set(written["seen_kept"])
+    assert set(written["blend_weights"]) == {"seen_excluded", "seen_kept"} and "blend weights" in result.output
     for row in models.values():
         assert {"ndcg@10", "hr@10", "mrr", "train_seconds", "infer_ms_per_user"} <= set(row)
     # The next item is always the successor of the last one: transitions and the model get it, popularity cannot.
     assert models["transitions"]["hr@10"] == 1.0
     assert models["sasrec"]["hr@10"] > 0.9
+    assert models["sasrec_blend"]["hr@10"] > 0.9  # a blend tuned on validation keeps what knows the order
     assert models["sasrec"]["ndcg@10"] > models["sasrec_shuffled_order"]["ndcg@10"]
     assert models["popularity"]["ndcg@10"] < 0.7
 

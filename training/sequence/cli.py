@@ -66,6 +66,10 @@ def evaluate_sequence(
     best, _ = result.best_baseline()
     ratios = ", ".join(f"{k} {v:.3f}" for k, v in result.ratios().items())
     console.print(f"best baseline: {best}; ours {ratios}")
+    for protocol, weights in result.blend_weights.items():
+        console.print(
+            f"blend weights ({protocol.replace('_', ' ')}): " + ", ".join(f"{k} {v:g}" for k, v in weights.items())
+        )
     if result.intent:
         console.print(
             f"purchase intent AUC {result.intent['intent_auc']:.4f} (last action alone"

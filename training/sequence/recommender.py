@@ -44,6 +44,8 @@ class SASRecRecommender:
     A history with no steps gets the training popularity (log counts), and intent its training base rate.
     """
 
+    scores_are_logits = True  # a blend turns them into log-probabilities by a softmax over the items
+
     def __init__(
         self,
         config: SequenceModelConfig | None = None,
