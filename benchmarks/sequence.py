@@ -76,6 +76,7 @@ def run(quick: bool, root: Path, shared: Path, extra: list[Path], announce=print
         figures |= {f"{name}_{k}": round(v, 4) for k, v in ratios.items()}
         figures[f"{name}_best_baseline"] = best
         figures[f"{name}_blend_weights"] = result.blend_weights
+        figures[f"{name}_repeat_gate"] = {k: _round(v) for k, v in result.gate.items()}
         figures |= {f"{name}_{k}": round(v, 4) for k, v in result.intent.items()}
         model_row = result.seen_excluded["sasrec"]
         figures[f"{name}_peak_rss_mb"] = round(model_row.get("peak_rss_mb", float("nan")))

@@ -70,6 +70,8 @@ def evaluate_sequence(
         console.print(
             f"blend weights ({protocol.replace('_', ' ')}): " + ", ".join(f"{k} {v:g}" for k, v in weights.items())
         )
+    if result.gate:
+        console.print("repeat-or-explore gate: " + ", ".join(f"{k} {v:.3g}" for k, v in result.gate.items()))
     if result.intent:
         console.print(
             f"purchase intent AUC {result.intent['intent_auc']:.4f} (last action alone"

@@ -19,6 +19,7 @@ from training.sequence.baselines import all_baselines
 from training.sequence.blend import ScoreBlend
 from training.sequence.data import SequenceData, Split
 from training.sequence.evaluation import OracleRecommender, OracleSource, Recommender, evaluate
+from training.sequence.gate import RepeatExploreGate
 from training.sequence.model import SequenceModelConfig
 from training.sequence.recommender import SASRecRecommender
 
@@ -26,7 +27,8 @@ MODEL_NAME = "sasrec"
 SHUFFLED_NAME = "sasrec_shuffled_order"
 ORACLE_NAME = "oracle"
 BLEND_NAME = "sasrec_blend"
-OURS = (MODEL_NAME, SHUFFLED_NAME, ORACLE_NAME, BLEND_NAME)
+GATED_NAME = "sasrec_gated"  # seen-kept only: with seen items excluded it ranks exactly as the model does
+OURS = (MODEL_NAME, SHUFFLED_NAME, ORACLE_NAME, BLEND_NAME, GATED_NAME)
 REPORTED = ("ndcg@10", "hr@10", "mrr", "train_seconds", "infer_ms_per_user", "users")
 
 
@@ -39,6 +41,7 @@ class ComparisonResult:
     skipped: dict[str, str] = field(default_factory=dict)
     intent: dict[str, float] = field(default_factory=dict)  # purchase-intent AUC, ours vs the last action
     blend_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # per protocol, part -> weight
+    gate: dict[str, float] = field(default_factory=dict)  # the repeat-or-explore gate's rate and coefficients
     model: SASRecRecommender | None = None
 
     def best_baseline(self) -> tuple[str, float]:
@@ -69,6 +72,7 @@ class ComparisonResult:
             "skipped": self.skipped,
             "intent": self.intent,
             "blend_weights": self.blend_weights,
+            "gate": self.gate,
             "best_baseline": self.best_baseline()[0],
             **self.ratios(),
         }
@@ -138,6 +142,13 @@ def compare(
     _blend(result, parts, split)
     fitted = result.model.result
     if fitted is not None:
+        announce(f"fitting {GATED_NAME}: repeat or explore, on validation")
+        gated = RepeatExploreGate(result.model, name=GATED_NAME)
+        started = time.perf_counter()
+        gated.fit(split)
+        seconds = result.seen_kept[MODEL_NAME]["train_seconds"] + time.perf_counter() - started
+        result.seen_kept[GATED_NAME] = _row(gated, split, seconds, exclude_seen=False)
+        result.gate = gated.params
         result.seen_excluded[MODEL_NAME] |= {
             "sequences_per_second": fitted.sequences_per_second,
             "peak_rss_mb": fitted.peak_rss_mb,
