@@ -40,21 +40,23 @@ def comeback_split(users: int = 120, pool: int = 40) -> Split:
     return leave_last_out(sessions(log))
 
 
-def test_with_seen_items_excluded_the_gate_ranks_as_its_base() -> None:
+def gated_popularity() -> tuple[Split, Popularity, RepeatExploreGate]:
+    """The comeback log, popularity fitted on it, and the gate fitted in front of popularity."""
     split = comeback_split()
     base = Popularity()
     base.fit(split)
     gated = RepeatExploreGate(base)
     gated.fit(split)
+    return split, base, gated
+
+
+def test_with_seen_items_excluded_the_gate_ranks_as_its_base() -> None:
+    split, base, gated = gated_popularity()
     assert evaluate(gated, split, "test")["ndcg@10"] == pytest.approx(evaluate(base, split, "test")["ndcg@10"])
 
 
 def test_the_gate_learns_that_opening_a_session_means_buying_again() -> None:
-    split = comeback_split()
-    base = Popularity()
-    base.fit(split)
-    gated = RepeatExploreGate(base)
-    gated.fit(split)
+    split, base, gated = gated_popularity()
     assert set(gated.coefficients) == set(FEATURES) and gated.coefficients["opens_session"] > 0
     test = split.test
     repeat = gated.repeat_probability(split.data, test.users, test.cut)
