@@ -36,8 +36,10 @@ def test_evaluate_on_a_user_item_file_writes_every_model_and_the_model_learns_or
     written = json.loads(out.read_text())
     models = written["models"]
     assert {"popularity", "personal_top_frequency", "transitions", "sasrec", "sasrec_shuffled_order"} <= set(models)
-    assert {"sasrec_blend"} <= set(models) & set(written["seen_kept"])
-    assert set(written["blend_weights"]) == {"seen_excluded", "seen_kept"} and "blend weights" in result.output
+    assert {"sasrec_blend", "baselines_blend"} <= set(models) & set(written["seen_kept"])
+    assert set(written["blend_weights"]["sasrec_blend (seen excluded)"]) <= set(models)
+    assert "sasrec" not in written["blend_weights"]["baselines_blend (seen kept)"]
+    assert "weights of sasrec_blend (seen kept)" in result.output
     assert "sasrec_gated" in written["seen_kept"] and "repeat_rate" in written["gate"]
     for row in models.values():
         assert {"ndcg@10", "hr@10", "mrr", "train_seconds", "infer_ms_per_user"} <= set(row)

@@ -66,10 +66,8 @@ def evaluate_sequence(
     best, _ = result.best_baseline()
     ratios = ", ".join(f"{k} {v:.3f}" for k, v in result.ratios().items())
     console.print(f"best baseline: {best}; ours {ratios}")
-    for protocol, weights in result.blend_weights.items():
-        console.print(
-            f"blend weights ({protocol.replace('_', ' ')}): " + ", ".join(f"{k} {v:g}" for k, v in weights.items())
-        )
+    for blend, weights in result.blend_weights.items():
+        console.print(f"weights of {blend}: " + ", ".join(f"{k} {v:g}" for k, v in weights.items()))
     if result.gate:
         console.print("repeat-or-explore gate: " + ", ".join(f"{k} {v:.3g}" for k, v in result.gate.items()))
     if result.intent:
