@@ -18,7 +18,7 @@ from siyu.tracking import CHALLENGER, CHAMPION, alias_version, client
 from siyu.world.entities import WorldConfig
 from siyu.world.generator import generate_world
 from tests.conftest import make_settings
-from training.sequence import tuning
+from training.sequence import registry, tuning
 from training.sequence.data import leave_last_out
 from training.sequence.recommender import SASRecRecommender
 from training.sequence.registry import EXPERIMENT, load_champion, read_sequences, recommend
@@ -115,8 +115,12 @@ def test_the_champion_scores_exactly_as_the_model_before_logging(tuned) -> None:
 
 def test_a_second_registration_is_a_challenger_and_leaves_the_champion(tuned) -> None:
     settings, _, _ = tuned
-    result = _siyu(settings, "train", "sequence", "--budget-minutes", "0.05")
+    with pytest.MonkeyPatch.context() as patch:  # a big store's registration ranks a fixed sample of questions
+        patch.setattr(registry, "GATE_QUESTIONS", 50)
+        result = _siyu(settings, "train", "sequence", "--budget-minutes", "0.05")
     assert result.exit_code == 0, result.output
+    run = client(settings).get_model_version(settings.sequence_model_name, "2").run_id
+    assert client(settings).get_run(run).data.metrics["test_users"] == 50
     assert "version 2: @challenger" in _text(result) and "@champion" not in _text(result)
     assert alias_version(settings, settings.sequence_model_name, CHALLENGER) == "2"
     assert alias_version(settings, settings.sequence_model_name, CHAMPION) == "1"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from siyu.settings import Settings
 from training.promotion import PromotionError, Rule, Scorer
 from training.sequence.data import SequenceDataError, leave_last_out
-from training.sequence.evaluation import evaluate
+from training.sequence.evaluation import GATE_QUESTIONS, evaluate
 from training.sequence.registry import load_version, read_sequences
 
 
@@ -32,7 +32,7 @@ def sequence_scorer(settings: Settings, challenger: str, champion: str | None) -
     models = {v: load_version(settings, v) for v in (challenger, champion) if v is not None}
 
     def score(version: str) -> dict[str, float]:
-        metrics = evaluate(models[version], split, "valid")
+        metrics = evaluate(models[version], split, "valid", max_users=GATE_QUESTIONS)
         return {
             "valid_ndcg10": metrics["ndcg@10"],
             "valid_hr10": metrics["hr@10"],

@@ -31,7 +31,7 @@ from siyu.tracking import (
     use_tracking,
 )
 from training.sequence.data import ACTIONS, SequenceData, Split, from_steps
-from training.sequence.evaluation import evaluate
+from training.sequence.evaluation import GATE_QUESTIONS, evaluate
 from training.sequence.model import SequenceModelConfig
 from training.sequence.recommender import SASRecRecommender
 
@@ -187,12 +187,13 @@ def log_and_register(settings: Settings, recommender: SASRecRecommender, split: 
 
     valid_ndcg10 uses the same protocol as the test metrics (full ranking, seen items and repeat targets
     excluded), so a champion gate compares like with like; early stopping's own figure is logged beside it.
+    Both rank at most GATE_QUESTIONS questions, a fixed sample (`test_users` says how many counted).
     The first registered version becomes @champion; later ones @challenger only.
     """
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_and_register needs an active MLflow run")
-    valid, test = evaluate(recommender, split, "valid"), evaluate(recommender, split, "test")
+    valid, test = (evaluate(recommender, split, which, max_users=GATE_QUESTIONS) for which in ("valid", "test"))
     metrics = {
         "valid_ndcg10": valid["ndcg@10"],
         "test_ndcg10": test["ndcg@10"],

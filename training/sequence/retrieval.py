@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from training.sequence.baselines import TIE_BREAK, ItemKNN
-from training.sequence.data import EvalSet, SequenceData, Split
-from training.sequence.evaluation import Recommender
+from training.sequence.data import SequenceData, Split
+from training.sequence.evaluation import Recommender, sample_questions
 from training.sequence.signals import item_counts
 
 # Co-occurrence at serve time: the usual winners of the item-kNN grid on our worlds and the public samples;
@@ -43,7 +43,7 @@ def candidate_recall(
     co-occurrence is learnt from the training steps only, so no test target leaks into it, and proposes only
     items with some similarity to the history (as in serving), not its popularity tie-break.
     """
-    questions = _sample(split.test, max_users, seed)
+    questions = sample_questions(split.test, max_users, seed)
     counts = item_counts(split.train).astype(np.float64)
     counts[0] = -np.inf
     popular = np.zeros(split.data.n_items + 1, dtype=bool)
@@ -70,10 +70,3 @@ def _in_top(scores: np.ndarray, target: np.ndarray, n: int) -> np.ndarray:
     rows = np.arange(target.size)
     own = scores[rows, target]
     return (scores > own[:, None]).sum(axis=1) < n
-
-
-def _sample(questions: EvalSet, max_users: int | None, seed: int) -> EvalSet:
-    if max_users is None or len(questions) <= max_users:
-        return questions
-    keep = np.sort(np.random.default_rng(seed).choice(len(questions), max_users, replace=False))
-    return EvalSet(questions.users[keep], questions.cut[keep], questions.target[keep])
