@@ -76,9 +76,9 @@ class RepeatExploreGate:
 
     def score(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
         """(len(users), n_items + 1) float32 log-probabilities after the gate; column 0 is -inf."""
-        features, probs, seen = self._features(data, users, cut)
+        features, probs, seen, mass = self._features(data, users, cut)
         repeat = self._gate(features)[:, None]
-        mass = _repeat_mass(probs, seen)[:, None]
+        mass = mass[:, None]
         gated = np.where(seen, probs * (repeat / mass), probs * ((1 - repeat) / (1 - mass)))
         out = np.full(gated.shape, -np.inf, dtype=np.float32)
         with np.errstate(divide="ignore"):
@@ -93,7 +93,8 @@ class RepeatExploreGate:
         return np.full(len(features), self.repeat_rate)
 
     def _features(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The gate's inputs, the base's item probabilities and the (n, n_items + 1) bool mask of seen items."""
+        """The gate's inputs, the base's item probabilities, the (n, n_items + 1) bool mask of seen items and the
+        base's mass on them (computed once: a feature, and the gate's denominator)."""
         users, cut = np.asarray(users, dtype=np.int64), np.asarray(cut, dtype=np.int64)
         logits = np.asarray(self.base.score(data, users, cut), dtype=np.float32)
         probs = np.zeros_like(logits)
@@ -111,7 +112,7 @@ class RepeatExploreGate:
         features = np.column_stack(
             [np.log(mass / (1 - mass)), opens, np.log1p(cut), np.log1p(distinct), 1.0 - distinct / np.maximum(cut, 1)]
         )
-        return features, probs, seen
+        return features, probs, seen, mass
 
 
 def _repeat_mass(probs: np.ndarray, seen: np.ndarray) -> np.ndarray:
