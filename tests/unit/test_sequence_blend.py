@@ -56,6 +56,11 @@ def test_the_blend_keeps_the_part_that_knows_and_drops_the_one_that_does_not() -
     assert max(t["valid_ndcg@10"] for t in mix.tuning) == pytest.approx(
         evaluate(mix, split, "valid", max_users=mix.tune_users)["ndcg@10"]
     )
+    # Scoring another mix is a question, not a change: the chosen weights stay as they are.
+    users, cut = split.test.users, split.test.cut
+    other = mix.mixed(split.data, users, cut, {"constant": 2.0})
+    np.testing.assert_allclose(other, 2.0 * log_probabilities(constant, constant.score(split.data, users, cut)))
+    assert mix.weights == {"transitions": 1.0}
 
 
 def test_the_blend_is_never_worse_on_validation_than_its_best_part() -> None:

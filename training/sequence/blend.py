@@ -17,6 +17,7 @@ kept for the search only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_softmax
@@ -84,9 +85,9 @@ class ScoreBlend:
             self._cache = None
 
     def _valid_ndcg(self, split: Split, weights: dict[str, float]) -> float:
-        self.weights = weights
+        trial = _TrialMix(self, weights)
         ndcg = evaluate(
-            self, split, "valid", exclude_seen=self.exclude_seen, max_users=self.tune_users, seed=self.seed
+            trial, split, "valid", exclude_seen=self.exclude_seen, max_users=self.tune_users, seed=self.seed
         )["ndcg@10"]
         self.tuning.append({**weights, "valid_ndcg@10": ndcg})
         return ndcg
@@ -95,10 +96,14 @@ class ScoreBlend:
         """(len(users), n_items + 1) float32: the weighted sum of the parts' log-probabilities; column 0 is -inf."""
         if not self.weights:
             raise RuntimeError(f"{self.name} has no weights yet: call fit(split) first")
+        return self.mixed(data, users, cut, self.weights)
+
+    def mixed(self, data: SequenceData, users: np.ndarray, cut: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        """`score` under the given `weights` (part name -> weight) rather than the chosen ones."""
         logs = self._part_logs(data, users, cut)
         out = np.zeros((len(users), data.n_items + 1), dtype=np.float32)
         for part, log_p in zip(self.parts, logs, strict=True):
-            if weight := self.weights.get(part.name):
+            if weight := weights.get(part.name):
                 out += np.float32(weight) * log_p
         out[:, 0] = -np.inf
         return out
@@ -112,6 +117,21 @@ class ScoreBlend:
         if self._cache is not None:
             self._cache[key] = logs
         return logs
+
+
+@dataclass(frozen=True)
+class _TrialMix:
+    """One mix the search tries, in the shape the evaluation harness ranks (a name and `score`)."""
+
+    blend: ScoreBlend
+    weights: dict[str, float]
+
+    @property
+    def name(self) -> str:
+        return self.blend.name
+
+    def score(self, data: SequenceData, users: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        return self.blend.mixed(data, users, cut, self.weights)
 
 
 def log_probabilities(part: Recommender, scores: np.ndarray) -> np.ndarray:
