@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 from numba import njit, prange
 from threadpoolctl import threadpool_limits
@@ -57,6 +58,14 @@ from siyu.world.simulate import EXTRA_QUANTITY_MEAN, expected_sessions
 
 if TYPE_CHECKING:
     from siyu.world.simulate import Simulator
+
+# numba's own thread pool rather than its OpenMP layer, unless the environment chose one. The OpenMP layer
+# loads the system's libgomp beside the copy torch ships; once both runtimes have run, torch's two-thread
+# ops in the same process crawl: after generating the 20k-user world, the decision-path model read
+# 9.8 ms per user instead of 0.28 and trained at 558 sequences/s instead of 702. The kernels here run
+# from one Python thread at a time (what workqueue asks), and generated that world in the same 17 s.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 # The price ladder the truth is tabulated on, as multiples of each item's list price.
 TRUTH_PRICE_MULTIPLIERS = np.round(np.linspace(0.5, 1.2, 15), 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,3 +94,10 @@ def test_perishables_expire_and_seasonal_stock_is_never_replenished(small_world:
     assert (after["stock"] == 0).all()
     regular = inventory[inventory["shelf_life_days"].isna() & inventory["sell_by"].isna()]
     assert (regular["written_off"] == 0).all()
+
+
+def test_the_truth_kernels_leave_torch_one_openmp_runtime(day_start: Simulator) -> None:
+    """numba's OpenMP layer would load a second libgomp beside torch's, and torch's threaded ops in the
+    same process then run tens of times slower; the kernels run on numba's own pool instead."""
+    _truth(day_start, 1.0)
+    assert numba.threading_layer() == "workqueue"
