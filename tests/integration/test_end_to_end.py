@@ -22,13 +22,14 @@ def test_model_is_registered_as_champion_with_metrics(trained_system) -> None:
 
 def test_recommend_ranks_in_stock_items_for_a_known_user(server) -> None:
     base, settings = server
-    response = httpx.post(f"{base}/recommend", json={"user_id": known_user(settings), "k": 7}, timeout=30)
+    k = 7
+    response = httpx.post(f"{base}/recommend", json={"user_id": known_user(settings), "k": k}, timeout=30)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["fallback"] is None and body["degraded"] is False
     assert body["model_version"] == alias_version(settings, settings.conversion_model_name, CHAMPION)
     items = body["items"]
-    assert len(items) == 7 and len({i["item_id"] for i in items}) == 7
+    assert len(items) == k and len({i["item_id"] for i in items}) == k
     assert all(0 < i["score"] < 1 for i in items)
     # Ranked items come best first; the tier playbook's slots (new arrivals, promotions) are spread among them.
     # A ranked item from a strategy's source (a due repurchase, a promotion) carries the tier's label too, so
@@ -36,10 +37,10 @@ def test_recommend_ranks_in_stock_items_for_a_known_user(server) -> None:
     ranked = [i["score"] for i in items if not i["reason"].endswith(" customers")]
     assert ranked == sorted(ranked, reverse=True)
     slots = max(
-        round(7 * rules.get("promotion_share", 0)) + round(7 * rules.get("exploration_share", 0))
+        round(k * rules.get("promotion_share", 0)) + round(k * rules.get("exploration_share", 0))
         for rules in DEFAULT_TIER_RULES.values()
     )
-    assert _longest_best_first_run([i["score"] for i in items]) >= 7 - slots
+    assert _longest_best_first_run([i["score"] for i in items]) >= k - slots
     stock = latest_item_table(settings).set_index("item_id")["in_stock"]
     assert all(stock[i["item_id"]] for i in items)
     sources = {value for name, value in vars(Source).items() if name.isupper()}
